@@ -1,0 +1,83 @@
+"""edgebench: ship models trained in Jupyter to edge devices.
+
+>>> import edgebench as eb
+>>> card = eb.export_model(clf, X[:200], name="digits-rf")   # doctest: +SKIP
+>>> eb.list_models()                                          # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import os
+
+from .core.card import GoldenSample, ModelCard, TensorSpec
+from .core.errors import (
+    BenchError,
+    BuildError,
+    ContainerTestError,
+    EdgebenchError,
+    EngineUnavailableError,
+    ExportError,
+    InvalidInputError,
+    InvalidNameError,
+    ModelNotFoundError,
+    ParityError,
+    ProfileError,
+    PublishError,
+    SampleError,
+    StoreCorruptError,
+    StoreError,
+)
+from .core.parity import OutputParity, ParityReport, Tolerance
+from .export import DEFAULT_OPSET, export_model, import_onnx
+from .store import Run, Store
+from .store import open_store as _open_store
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DEFAULT_OPSET",
+    "BenchError",
+    "BuildError",
+    "ContainerTestError",
+    "EdgebenchError",
+    "EngineUnavailableError",
+    "ExportError",
+    "GoldenSample",
+    "InvalidInputError",
+    "InvalidNameError",
+    "ModelCard",
+    "ModelNotFoundError",
+    "OutputParity",
+    "ParityError",
+    "ParityReport",
+    "ProfileError",
+    "PublishError",
+    "Run",
+    "SampleError",
+    "Store",
+    "StoreCorruptError",
+    "StoreError",
+    "TensorSpec",
+    "Tolerance",
+    "__version__",
+    "export_model",
+    "get_model",
+    "import_onnx",
+    "list_models",
+    "remove_model",
+]
+
+
+def list_models(store: Store | str | os.PathLike[str] | None = None) -> list[ModelCard]:
+    """The latest version of every stored model, by name."""
+    return _open_store(store).list()
+
+
+def get_model(ref: str, store: Store | str | os.PathLike[str] | None = None) -> ModelCard:
+    """The card of ``"name"`` (latest version) or ``"name:version"``."""
+    return _open_store(store).get(ref)
+
+
+def remove_model(ref: str, store: Store | str | os.PathLike[str] | None = None) -> list[int]:
+    """Remove every version of ``"name"``, or one ``"name:version"``; returns the versions removed."""
+    return _open_store(store).remove(ref)

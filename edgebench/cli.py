@@ -1,0 +1,235 @@
+"""The ``edgebench`` command. Every subcommand calls the public API and prints text, or JSON with ``--json``.
+
+Exit codes: 0 success, 1 a step failed or was refused (the message says why), 2 wrong usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import __version__
+from .core.card import ModelCard
+from .core.errors import EdgebenchError, InvalidInputError, ParityError
+from .core.parity import Tolerance
+from .store import Store
+
+Handler = Callable[[argparse.Namespace], tuple[Any, str]]
+
+PICKLE_WARNING = (
+    "Loading a pickle or joblib file runs code from it: only name files that you or your team created."
+)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "handler"):
+        parser.print_help()
+        return 2
+    try:
+        data, text = args.handler(args)
+    except EdgebenchError as exc:
+        if getattr(args, "json", False):
+            payload = exc.to_dict()
+            if isinstance(exc, ParityError):
+                payload["parity"] = exc.report.to_dict()
+            print(json.dumps(payload, indent=2))
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    if getattr(args, "json", False):
+        print(json.dumps(data, indent=2, default=str))
+    elif text:
+        print(text)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="edgebench", description="Ship models trained in Jupyter to edge devices."
+    )
+    parser.add_argument("--version", action="version", version=f"edgebench {__version__}")
+    parser.add_argument("--home", help="store directory (default: $EDGEBENCH_HOME or ~/.edgebench)")
+    sub = parser.add_subparsers(title="commands", metavar="COMMAND")
+
+    p = _command(sub, "export", _export, "export a fitted scikit-learn model to ONNX, check parity, store it")
+    p.description = (
+        "Load a fitted scikit-learn estimator or Pipeline from a joblib/pickle file and export it. "
+        + PICKLE_WARNING
+    )
+    p.add_argument("model_file", help="joblib or pickle file holding the fitted estimator (runs code: see above)")
+    p.add_argument("--sample", required=True, help="sample rows: .npy, .csv (header row = column names)")
+    p.add_argument("--name", required=True, help="model name, e.g. digits-rf")
+    p.add_argument("--held-out", help="extra rows for the parity check, same format as --sample")
+    p.add_argument("--allow-mismatch", action="store_true", help="store the model even if parity fails")
+    p.add_argument("--atol", type=float, default=Tolerance.atol, help="absolute tolerance on values")
+    p.add_argument("--rtol", type=float, default=Tolerance.rtol, help="relative tolerance on values")
+    p.add_argument("--min-label-agreement", type=float, default=Tolerance.min_label_agreement,
+                   help="share of rows whose labels must agree (0..1)")
+    p.add_argument("--metadata", help="JSON object stored in the card (metrics, dataset, notes)")
+
+    p = _command(sub, "import-onnx", _import_onnx, "store an ONNX file made elsewhere (PyTorch, TF...)")
+    p.add_argument("onnx_file")
+    p.add_argument("--sample", required=True, help="sample inputs: .npy (one input) or .npz (one array per input)")
+    p.add_argument("--name", required=True)
+    p.add_argument("--metadata", help="JSON object stored in the card")
+
+    _command(sub, "demo", _demo, "train, export and check a digits model on the embedded defaults")
+
+    models = sub.add_parser("models", help="list, show and remove stored models").add_subparsers(
+        title="models commands", metavar="ACTION")
+    _command(models, "list", _models_list, "latest version of every model")
+    _command(models, "show", _models_show, "the card of NAME or NAME:VERSION").add_argument("ref")
+    _command(models, "rm", _models_rm, "remove NAME (every version) or NAME:VERSION").add_argument("ref")
+
+    store = sub.add_parser("store", help="maintain the store").add_subparsers(title="store commands",
+                                                                             metavar="ACTION")
+    _command(store, "rebuild", _store_rebuild, "move a damaged index aside and rebuild it from the blobs")
+    return parser
+
+
+def _command(sub: Any, name: str, handler: Handler, help_text: str) -> argparse.ArgumentParser:
+    p: argparse.ArgumentParser = sub.add_parser(name, help=help_text, description=help_text)
+    p.add_argument("--json", action="store_true", help="print JSON for scripts")
+    p.set_defaults(handler=handler)
+    return p
+
+
+# -- handlers ---------------------------------------------------------------------------------------------
+
+
+def _store(args: argparse.Namespace) -> Store:
+    return Store(args.home)
+
+
+def _export(args: argparse.Namespace) -> tuple[Any, str]:
+    from .export import export_model
+
+    model = load_pickle(Path(args.model_file))
+    tolerance = Tolerance(args.atol, args.rtol, args.min_label_agreement)
+    card = export_model(
+        model, load_sample(Path(args.sample)), args.name,
+        held_out=load_sample(Path(args.held_out)) if args.held_out else None,
+        tolerance=tolerance, allow_mismatch=args.allow_mismatch, metadata=_json_arg(args.metadata, "--metadata"),
+        store=_store(args),
+    )
+    assert card.parity is not None
+    return card.to_dict(), f"stored {card.ref} ({card.size_bytes / 1024:.1f} KiB): {card.parity.summary()}"
+
+
+def _import_onnx(args: argparse.Namespace) -> tuple[Any, str]:
+    from .export import import_onnx
+
+    sample = load_sample(Path(args.sample))
+    card = import_onnx(args.onnx_file, sample, args.name, metadata=_json_arg(args.metadata, "--metadata"),
+                       store=_store(args))
+    return card.to_dict(), f"stored {card.ref} ({card.size_bytes / 1024:.1f} KiB) from {args.onnx_file}"
+
+
+def _demo(args: argparse.Namespace) -> tuple[Any, str]:
+    from .demo import run_demo
+
+    quiet = getattr(args, "json", False)
+    summary = run_demo(_store(args), say=(lambda _: None) if quiet else print)
+    return summary, "demo done"
+
+
+def _models_list(args: argparse.Namespace) -> tuple[Any, str]:
+    cards = _store(args).list()
+    if not cards:
+        return [], "no models yet: export one with eb.export_model(...) or `edgebench export`"
+    lines = [f"{'MODEL':<32} {'VERSION':>7}  {'SIZE':>9}  {'PARITY':<6}  ESTIMATOR"]
+    lines += [
+        f"{c.name:<32} {c.version:>7}  {c.size_bytes / 1024:>7.1f}K  {_parity_word(c):<6}  {c.estimator}"
+        for c in cards
+    ]
+    return [c.to_dict() for c in cards], "\n".join(lines)
+
+
+def _models_show(args: argparse.Namespace) -> tuple[Any, str]:
+    card = _store(args).get(args.ref)
+    lines = [
+        f"{card.ref}  sha256 {card.sha256}",
+        f"  {card.estimator}, {card.size_bytes} bytes, opset {card.opset}, created {card.created}",
+        *(f"  input  {t.name} {t.datatype} {t.shape}" for t in card.inputs),
+        *(f"  output {t.name} {t.datatype} {t.shape}" for t in card.outputs),
+        f"  parity: {card.parity.summary() if card.parity else 'not checked (imported ONNX)'}",
+        f"  golden samples: {len(card.golden)}",
+    ]
+    return card.to_dict(), "\n".join(lines)
+
+
+def _models_rm(args: argparse.Namespace) -> tuple[Any, str]:
+    removed = _store(args).remove(args.ref)
+    name = args.ref.partition(":")[0]
+    return {"name": name, "removed": removed}, f"removed {name} versions {removed}"
+
+
+def _store_rebuild(args: argparse.Namespace) -> tuple[Any, str]:
+    store = _store(args)
+    moved = store.rebuild_index()
+    count = len(store.list())
+    text = f"rebuilt the index of {store.home}: {count} models"
+    if moved:
+        text += f"; the old index is at {moved}"
+    return {"models": count, "moved_to": str(moved) if moved else None}, text
+
+
+def _parity_word(card: ModelCard) -> str:
+    return card.parity.verdict if card.parity else "n/a"
+
+
+# -- loading files ----------------------------------------------------------------------------------------
+
+
+def load_pickle(path: Path) -> Any:
+    """Load an estimator from a joblib/pickle file the user named. This runs code from the file."""
+    import joblib
+
+    if not path.is_file():
+        raise InvalidInputError(f"model file not found: {path}", path=str(path))
+    try:
+        return joblib.load(path)
+    except Exception as exc:
+        raise InvalidInputError(
+            f"cannot load a model from {path}: {exc} (expected a joblib or pickle file)", path=str(path)
+        ) from exc
+
+
+def load_sample(path: Path) -> Any:
+    """Read sample rows from .npy, .npz (dict of arrays) or .csv (a DataFrame when pandas is installed)."""
+    if not path.is_file():
+        raise InvalidInputError(f"sample file not found: {path}", path=str(path))
+    try:
+        if path.suffix == ".npy":
+            return np.load(path, allow_pickle=False)
+        if path.suffix == ".npz":
+            with np.load(path, allow_pickle=False) as archive:
+                return {k: archive[k] for k in archive.files}
+        if path.suffix == ".csv":
+            try:
+                import pandas as pd
+            except ImportError:
+                return np.loadtxt(path, delimiter=",", skiprows=1, ndmin=2)
+            return pd.read_csv(path)
+    except (ValueError, OSError) as exc:
+        raise InvalidInputError(f"cannot read sample {path}: {exc}", path=str(path)) from exc
+    raise InvalidInputError(f"sample {path} has suffix {path.suffix!r}; use .npy, .npz or .csv", path=str(path))
+
+
+def _json_arg(value: str | None, option: str) -> Any:
+    if value is None:
+        return None
+    try:
+        return json.loads(value)
+    except ValueError as exc:
+        raise InvalidInputError(f"{option} is not valid JSON: {exc}") from exc

@@ -1,0 +1,1 @@
+"""Pure domain of edgebench: model cards, parity math, names, errors. No I/O beyond what callers pass in."""

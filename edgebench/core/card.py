@@ -1,0 +1,122 @@
+"""The model card: everything later steps need to know about a stored model, as plain JSON.
+
+Tensors are described with the Open Inference Protocol's datatypes (``FP32``, ``INT64``, ``BYTES``...) and
+shapes with ``-1`` for a variable dimension, so that a card can be compared directly with what an inference
+server reports. Golden samples are V2 tensors too: a test can send ``golden[i].inputs`` unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, replace
+from html import escape
+from typing import Any
+
+import numpy as np
+
+from . import render
+from .parity import ParityReport
+
+CARD_VERSION = 1
+
+_V2_BY_NUMPY = {
+    "bool": "BOOL", "uint8": "UINT8", "uint16": "UINT16", "uint32": "UINT32", "uint64": "UINT64",
+    "int8": "INT8", "int16": "INT16", "int32": "INT32", "int64": "INT64",
+    "float16": "FP16", "float32": "FP32", "float64": "FP64",
+}
+_NUMPY_BY_V2 = {v: k for k, v in _V2_BY_NUMPY.items()}
+
+
+def v2_datatype(dtype: np.dtype[Any]) -> str:
+    """The V2 datatype for a numpy dtype; text and objects are ``BYTES``."""
+    if dtype.kind in "USO":
+        return "BYTES"
+    return _V2_BY_NUMPY[dtype.name]
+
+
+def numpy_dtype(datatype: str) -> np.dtype[Any]:
+    """The numpy dtype for a V2 datatype; ``BYTES`` maps to ``object`` (Python strings)."""
+    return np.dtype(object) if datatype == "BYTES" else np.dtype(_NUMPY_BY_V2[datatype])
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    name: str
+    datatype: str
+    shape: list[int]
+
+
+def tensor(name: str, array: np.ndarray) -> dict[str, Any]:
+    """A V2 JSON tensor (flattened row-major data) for ``array``."""
+    datatype = v2_datatype(array.dtype)
+    flat = array.reshape(-1)
+    data = [str(x) for x in flat] if datatype == "BYTES" else flat.tolist()
+    return {"name": name, "datatype": datatype, "shape": list(array.shape), "data": data}
+
+
+def array(t: dict[str, Any]) -> np.ndarray:
+    """The numpy array of a V2 JSON tensor."""
+    return np.asarray(t["data"], dtype=numpy_dtype(t["datatype"])).reshape(t["shape"])
+
+
+@dataclass(frozen=True)
+class GoldenSample:
+    """Inputs with the outputs the exported model gave for them on the host (V2 tensors)."""
+
+    inputs: list[dict[str, Any]]
+    outputs: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """A stored model version. ``parity`` is None for ONNX files imported without their original model."""
+
+    name: str
+    version: int
+    sha256: str
+    created: str
+    source: str
+    estimator: str
+    inputs: list[TensorSpec]
+    outputs: list[TensorSpec]
+    opset: dict[str, int]
+    versions: dict[str, str]
+    size_bytes: int
+    parity: ParityReport | None
+    golden: list[GoldenSample]
+    metadata: dict[str, Any] = field(default_factory=dict)
+    card_version: int = CARD_VERSION
+
+    @property
+    def ref(self) -> str:
+        return f"{self.name}:{self.version}"
+
+    def with_version(self, version: int) -> ModelCard:
+        return replace(self, version=version)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelCard:
+        fields = dict(data)
+        fields["inputs"] = [TensorSpec(**t) for t in data["inputs"]]
+        fields["outputs"] = [TensorSpec(**t) for t in data["outputs"]]
+        fields["parity"] = ParityReport.from_dict(data["parity"]) if data.get("parity") else None
+        fields["golden"] = [GoldenSample(**g) for g in data["golden"]]
+        return cls(**fields)
+
+    def _repr_html_(self) -> str:
+        specs = [("input", t.name, t.datatype, t.shape) for t in self.inputs]
+        specs += [("output", t.name, t.datatype, t.shape) for t in self.outputs]
+        parity = self.parity._repr_html_() if self.parity else "<p>Parity: not checked (imported ONNX)</p>"
+        return (
+            f"<div><h4>{escape(self.ref)}</h4><p>{escape(self.estimator)}, {self.size_bytes / 1024:.1f} KiB, "
+            f"opset {escape(json.dumps(self.opset))}, sha256 <code>{self.sha256[:12]}</code></p>"
+            + render.table(["", "name", "datatype", "shape"], specs)
+            + parity
+            + "</div>"
+        )

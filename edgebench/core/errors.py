@@ -1,0 +1,111 @@
+"""The one exception tree of edgebench: every error a user can see, with the context to act on it.
+
+::
+
+    EdgebenchError
+    ├── InvalidInputError        a value given by the user is wrong (also a ValueError)
+    │   ├── InvalidNameError     model name or reference
+    │   └── SampleError          sample rows that do not fit the model
+    ├── ExportError              an estimator or ONNX file that cannot become a stored model
+    │   └── ParityError          ONNX outputs differ from the original model beyond tolerance
+    ├── StoreError               the model store cannot be read or written
+    │   ├── ModelNotFoundError   no such model or version (also a LookupError)
+    │   └── StoreCorruptError    the SQLite index is damaged
+    ├── ProfileError             a device profile that is unknown or malformed
+    ├── BenchError               a benchmark that could not run
+    ├── EngineUnavailableError   no Docker Engine reachable
+    ├── BuildError               an image build that failed
+    ├── ContainerTestError       an image that could not be tested
+    └── PublishError             a push, pull-back or transfer that failed
+
+Each error carries structured fields (``model``, ``device``, ``image``, ``command``, ``registry``, ...) in
+``details`` so that the CLI, the REST API and the notebook panels can show them without parsing the message.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class EdgebenchError(Exception):
+    """Base of every edgebench error; ``str(err)`` is the message a user sees."""
+
+    def __init__(self, message: str, **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details: dict[str, Any] = {k: v for k, v in details.items() if v is not None}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"error": self.message, "type": type(self).__name__, **_jsonable(self.details)}
+
+
+class InvalidInputError(EdgebenchError, ValueError):
+    pass
+
+
+class InvalidNameError(InvalidInputError):
+    pass
+
+
+class SampleError(InvalidInputError):
+    pass
+
+
+class ExportError(EdgebenchError):
+    pass
+
+
+class ParityError(ExportError):
+    """Raised when parity fails; ``report`` holds the full :class:`ParityReport`."""
+
+    def __init__(self, message: str, report: Any, **details: Any) -> None:
+        super().__init__(message, **details)
+        self.report = report
+
+
+class StoreError(EdgebenchError):
+    pass
+
+
+class ModelNotFoundError(StoreError, LookupError):
+    pass
+
+
+class StoreCorruptError(StoreError):
+    pass
+
+
+class ProfileError(EdgebenchError):
+    pass
+
+
+class BenchError(EdgebenchError):
+    pass
+
+
+class EngineUnavailableError(EdgebenchError):
+    pass
+
+
+class BuildError(EdgebenchError):
+    pass
+
+
+class ContainerTestError(EdgebenchError):
+    pass
+
+
+class PublishError(EdgebenchError):
+    pass
+
+
+def _jsonable(details: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in details.items():
+        if isinstance(value, str | int | float | bool | list | dict):
+            out[key] = value
+        elif hasattr(value, "to_dict"):
+            out[key] = value.to_dict()
+        else:
+            out[key] = str(value)
+    return out
