@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# Start (or stop) what the tests and the demo need: a Docker Engine and the offline base images.
+#
+#   scripts/services.sh start   install missing Debian packages, start dockerd unless one is reachable,
+#                               build the offline base images (cached); writes .run/env to source
+#   scripts/services.sh stop    stop only what `start` started
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+run=$root/.run
+cache=${EDGEBENCH_CACHE:-$HOME/.cache/edgebench}
+dockerd_dir=$cache/dockerd
+mkdir -p "$run"
+
+log() { echo "services: $*" >&2; }
+
+need_packages() {
+    local missing=()
+    command -v dockerd >/dev/null || missing+=(docker.io)
+    command -v debootstrap >/dev/null || missing+=(debootstrap)
+    if [ ${#missing[@]} -gt 0 ]; then
+        log "installing ${missing[*]}"
+        if [ "$(id -u)" != 0 ]; then log "need root to apt-get install ${missing[*]}"; return 1; fi
+        DEBIAN_FRONTEND=noninteractive apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    fi
+}
+
+engine_up() { DOCKER_HOST=$1 docker version --format '{{.Server.Version}}' >/dev/null 2>&1; }
+
+start_dockerd() {
+    local sock=unix://$dockerd_dir/docker.sock
+    for host in "${DOCKER_HOST:-}" unix:///var/run/docker.sock "$sock"; do
+        if [ -n "$host" ] && engine_up "$host"; then
+            log "using the Docker Engine at $host"
+            echo "export DOCKER_HOST=$host" >"$run/env"
+            return 0
+        fi
+    done
+    if [ "$(id -u)" != 0 ]; then
+        log "no Docker Engine reachable and not root: start one and set DOCKER_HOST"
+        return 1
+    fi
+    mkdir -p "$dockerd_dir/data" "$dockerd_dir/exec"
+    log "starting dockerd ($sock, data in $dockerd_dir/data)"
+    dockerd --storage-driver=overlay2 --iptables=false --ip6tables=false --bridge=none \
+        --data-root "$dockerd_dir/data" --exec-root "$dockerd_dir/exec" \
+        --host "$sock" --pidfile "$dockerd_dir/docker.pid" >"$run/dockerd.log" 2>&1 &
+    echo $! >"$run/dockerd.started"
+    for _ in $(seq 1 60); do
+        if engine_up "$sock"; then
+            echo "export DOCKER_HOST=$sock" >"$run/env"
+            return 0
+        fi
+        sleep 0.5
+    done
+    log "dockerd did not come up; its log:"
+    tail -20 "$run/dockerd.log" >&2
+    return 1
+}
+
+stop_pidfile() {
+    local file=$1 pid
+    [ -f "$file" ] || return 0
+    pid=$(cat "$file")
+    rm -f "$file"
+    kill "$pid" 2>/dev/null || return 0
+    for _ in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.25; done
+    kill -9 "$pid" 2>/dev/null || true
+}
+
+case "${1:-}" in
+    start)
+        need_packages
+        start_dockerd
+        # shellcheck disable=SC1091
+        . "$run/env"
+        export DOCKER_HOST
+        scripts/build-base-image.sh amd64 >&2
+        scripts/build-base-image.sh arm64 >&2
+        ;;
+    stop)
+        stop_pidfile "$run/dockerd.started"
+        ;;
+    *)
+        echo "usage: $0 start|stop" >&2
+        exit 2
+        ;;
+esac
