@@ -27,8 +27,11 @@ from .core.errors import (
     StoreCorruptError,
     StoreError,
 )
+from .core.images import Check, ImageRef, ImageTestReport
 from .core.parity import OutputParity, ParityReport, Tolerance
 from .export import DEFAULT_OPSET, export_model, import_onnx
+from .image.builder import build_image, write_build_context
+from .image.tester import test_image
 from .store import Run, Store
 from .store import open_store as _open_store
 
@@ -38,11 +41,14 @@ __all__ = [
     "DEFAULT_OPSET",
     "BenchError",
     "BuildError",
+    "Check",
     "ContainerTestError",
     "EdgebenchError",
     "EngineUnavailableError",
     "ExportError",
     "GoldenSample",
+    "ImageRef",
+    "ImageTestReport",
     "InvalidInputError",
     "InvalidNameError",
     "ModelCard",
@@ -60,11 +66,14 @@ __all__ = [
     "TensorSpec",
     "Tolerance",
     "__version__",
+    "build_image",
     "export_model",
     "get_model",
     "import_onnx",
     "list_models",
     "remove_model",
+    "test_image",
+    "write_build_context",
 ]
 
 

@@ -35,6 +35,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         data, text = args.handler(args)
+    except StepFailed as failed:
+        if getattr(args, "json", False):
+            print(json.dumps(failed.data, indent=2, default=str))
+        print(f"error: {failed}", file=sys.stderr)
+        return 1
     except EdgebenchError as exc:
         if getattr(args, "json", False):
             payload = exc.to_dict()
@@ -51,6 +56,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     elif text:
         print(text)
     return 0
+
+
+class StepFailed(Exception):
+    """A step ran and its gate failed (a failing image test, an SLO): exit 1 with its report."""
+
+    def __init__(self, message: str, data: Any) -> None:
+        super().__init__(message)
+        self.data = data
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -82,6 +95,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sample", required=True, help="sample inputs: .npy (one input) or .npz (one array per input)")
     p.add_argument("--name", required=True)
     p.add_argument("--metadata", help="JSON object stored in the card")
+
+    p = _command(sub, "serve", _serve, "serve a stored model locally with the inference server (no container)")
+    p.add_argument("ref", help="NAME or NAME:VERSION")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8080)
+    p.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads")
+    p.add_argument("--max-batch", type=int, default=1, help="adaptive batching: rows merged per run (1: off)")
+    p.add_argument("--max-wait-ms", type=float, default=2.0)
+
+    p = _command(sub, "build", _build, "build the inference image of a stored model")
+    p.add_argument("ref", help="NAME or NAME:VERSION")
+    p.add_argument("--platform", default="linux/amd64", help="linux/amd64 or linux/arm64")
+    p.add_argument("--base-image", help="default $EDGEBENCH_BASE_IMAGE or python:3.11-slim-bookworm")
+    p.add_argument("--tag", action="append", default=[], help="extra tag (repeatable)")
+    p.add_argument("--context-only", metavar="DIR", help="only write the build context (for buildah, kaniko...)")
+
+    p = _command(sub, "test-image", _test_image, "run an image under limits and check it against its card")
+    p.add_argument("image", help="image tag or id, e.g. edgebench/digits-rf:1-amd64")
+    p.add_argument("--memory", default="512m", help="RAM limit, no swap (default 512m)")
+    p.add_argument("--cpuset", help="CPUs the container may use, e.g. 0 or 0-1")
+    p.add_argument("--timeout", type=float, default=60, help="seconds to wait for readiness")
 
     _command(sub, "demo", _demo, "train, export and check a digits model on the embedded defaults")
 
@@ -133,6 +167,46 @@ def _import_onnx(args: argparse.Namespace) -> tuple[Any, str]:
     card = import_onnx(args.onnx_file, sample, args.name, metadata=_json_arg(args.metadata, "--metadata"),
                        store=_store(args))
     return card.to_dict(), f"stored {card.ref} ({card.size_bytes / 1024:.1f} KiB) from {args.onnx_file}"
+
+
+def _serve(args: argparse.Namespace) -> tuple[Any, str]:
+    import asyncio
+
+    from .serve.__main__ import options, serve
+    from .serve.model import Model
+
+    store = _store(args)
+    card = store.get(args.ref)
+    model = Model(store.model_path(card), card.to_dict(), threads=args.threads)
+    flags = ["--host", args.host, "--port", str(args.port), "--threads", str(args.threads),
+             "--max-batch", str(args.max_batch), "--max-wait-ms", str(args.max_wait_ms)]
+    code = asyncio.run(serve(options(flags), model=model))
+    return {"exit": code}, ""
+
+
+def _build(args: argparse.Namespace) -> tuple[Any, str]:
+    from .image.builder import build_image, write_build_context
+    from .progress import Lines, Silent
+
+    if args.context_only:
+        folder = write_build_context(args.ref, args.context_only, args.platform, base_image=args.base_image,
+                                     store=_store(args))
+        return {"context": str(folder)}, f"wrote the build context to {folder}"
+    image = build_image(args.ref, args.platform, base_image=args.base_image, tags=args.tag, store=_store(args),
+                        progress=Silent() if args.json else Lines())
+    return ({**image.to_dict(), "build_log": None},
+            f"built {image.tag} ({image.platform}, {image.size_bytes / 2**20:.1f} MiB) in {image.build_seconds:.1f} s")
+
+
+def _test_image(args: argparse.Namespace) -> tuple[Any, str]:
+    from .image.tester import test_image
+    from .progress import Lines, Silent
+
+    report = test_image(args.image, memory=args.memory, cpuset=args.cpuset, timeout=args.timeout,
+                        store=_store(args), progress=Silent() if args.json else Lines())
+    if not report.passed:
+        raise StepFailed(report.summary(), report.to_dict())
+    return report.to_dict(), report.summary()
 
 
 def _demo(args: argparse.Namespace) -> tuple[Any, str]:

@@ -18,3 +18,18 @@ def cache_dir() -> Path:
 
 def in_ci() -> bool:
     return os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+#: A public slim Python image whose Python matches the runtime wheels (3.11). Offline sites and the tests use
+#: the Debian-built base instead: EDGEBENCH_BASE_IMAGE=edgebench/base:bookworm-py311-{arch}.
+DEFAULT_BASE_IMAGE = "python:3.11-slim-bookworm"
+
+
+def base_image() -> str:
+    """The base image for new images; ``{arch}`` is replaced by amd64 or arm64."""
+    return os.environ.get("EDGEBENCH_BASE_IMAGE") or DEFAULT_BASE_IMAGE
+
+
+def docker_host() -> str:
+    """Where the Docker Engine is expected: ``$DOCKER_HOST`` or the default socket."""
+    return os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"

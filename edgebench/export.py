@@ -21,6 +21,7 @@ from .core.card import GoldenSample, ModelCard, TensorSpec, tensor, v2_datatype
 from .core.errors import ExportError, InvalidInputError, ParityError, SampleError
 from .core.names import validate_name
 from .core.parity import OutputKind, ParityReport, Tolerance, compare
+from .serve.tensors import V2_BY_ONNX, numpy_dtype
 from .store import Store, now, open_store
 
 #: Opsets written into every exported model: ONNX 17 runs on onnxruntime >= 1.12 (2022), which covers the
@@ -251,9 +252,9 @@ def _prepare_for_session(sample: Any, session: Any) -> _Rows:
         raise SampleError(f"sample inputs {sorted(sample)} do not match the model's inputs ({expected})")
     feeds = {}
     for inp in inputs:
-        want = _ORT_TYPES.get(inp.type)
-        if want is None:
+        if inp.type not in V2_BY_ONNX:
             raise SampleError(f"input {inp.name!r} has type {inp.type}, which edgebench cannot feed yet")
+        want = numpy_dtype(V2_BY_ONNX[inp.type])
         x = np.asarray(sample[inp.name])
         if want.kind == "O":
             x = x.astype(str).astype(object)
@@ -269,14 +270,6 @@ def _prepare_for_session(sample: Any, session: Any) -> _Rows:
         feeds[inp.name] = x
     specs = [TensorSpec(i.name, v2_datatype(feeds[i.name].dtype), _shape(i.shape)) for i in inputs]
     return _Rows(None, feeds, specs)
-
-
-_ORT_TYPES = {
-    "tensor(float)": np.dtype(np.float32), "tensor(double)": np.dtype(np.float64),
-    "tensor(float16)": np.dtype(np.float16), "tensor(int64)": np.dtype(np.int64),
-    "tensor(int32)": np.dtype(np.int32), "tensor(int8)": np.dtype(np.int8), "tensor(uint8)": np.dtype(np.uint8),
-    "tensor(bool)": np.dtype(bool), "tensor(string)": np.dtype(object),
-}
 
 
 def _check_rows(n: int, label: str) -> None:
@@ -441,7 +434,7 @@ def _card(
         )
         for i in range(next(iter(head.values())).shape[0])
     ]
-    outputs = [TensorSpec(o.name, _v2_of_ort(o.type), _shape(o.shape)) for o in session.get_outputs()]
+    outputs = [TensorSpec(o.name, V2_BY_ONNX.get(o.type, o.type), _shape(o.shape)) for o in session.get_outputs()]
     return ModelCard(
         name=name,
         version=0,
@@ -462,11 +455,6 @@ def _card(
 
 def _shape(shape: Any) -> list[int]:
     return [d if isinstance(d, int) else -1 for d in shape]
-
-
-def _v2_of_ort(ort_type: str) -> str:
-    dtype = _ORT_TYPES.get(ort_type)
-    return v2_datatype(dtype) if dtype is not None else ort_type
 
 
 def library_versions() -> dict[str, str]:

@@ -12,31 +12,15 @@ from dataclasses import asdict, dataclass, field, replace
 from html import escape
 from typing import Any
 
-import numpy as np
-
+from ..serve.tensors import from_json_tensor as array
+from ..serve.tensors import to_json_tensor as tensor
+from ..serve.tensors import v2_datatype
 from . import render
 from .parity import ParityReport
 
+__all__ = ["CARD_VERSION", "GoldenSample", "ModelCard", "TensorSpec", "array", "tensor", "v2_datatype"]
+
 CARD_VERSION = 1
-
-_V2_BY_NUMPY = {
-    "bool": "BOOL", "uint8": "UINT8", "uint16": "UINT16", "uint32": "UINT32", "uint64": "UINT64",
-    "int8": "INT8", "int16": "INT16", "int32": "INT32", "int64": "INT64",
-    "float16": "FP16", "float32": "FP32", "float64": "FP64",
-}
-_NUMPY_BY_V2 = {v: k for k, v in _V2_BY_NUMPY.items()}
-
-
-def v2_datatype(dtype: np.dtype[Any]) -> str:
-    """The V2 datatype for a numpy dtype; text and objects are ``BYTES``."""
-    if dtype.kind in "USO":
-        return "BYTES"
-    return _V2_BY_NUMPY[dtype.name]
-
-
-def numpy_dtype(datatype: str) -> np.dtype[Any]:
-    """The numpy dtype for a V2 datatype; ``BYTES`` maps to ``object`` (Python strings)."""
-    return np.dtype(object) if datatype == "BYTES" else np.dtype(_NUMPY_BY_V2[datatype])
 
 
 @dataclass(frozen=True)
@@ -44,19 +28,6 @@ class TensorSpec:
     name: str
     datatype: str
     shape: list[int]
-
-
-def tensor(name: str, array: np.ndarray) -> dict[str, Any]:
-    """A V2 JSON tensor (flattened row-major data) for ``array``."""
-    datatype = v2_datatype(array.dtype)
-    flat = array.reshape(-1)
-    data = [str(x) for x in flat] if datatype == "BYTES" else flat.tolist()
-    return {"name": name, "datatype": datatype, "shape": list(array.shape), "data": data}
-
-
-def array(t: dict[str, Any]) -> np.ndarray:
-    """The numpy array of a V2 JSON tensor."""
-    return np.asarray(t["data"], dtype=numpy_dtype(t["datatype"])).reshape(t["shape"])
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,127 @@
+"""Results of the image steps: a built image (ImageRef) and what testing it found (ImageTestReport)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from html import escape
+from typing import Any
+
+from . import render
+from .errors import InvalidInputError
+
+#: Platforms edgebench builds for, with the wheel tag pip resolves the runtime for (glibc 2.28: Debian 10+,
+#: Ubuntu 20.04+, Raspberry Pi OS Bookworm arm64, JetPack 5). There are no onnxruntime wheels for 32-bit ARM
+#: or musl (Alpine).
+PLATFORMS = {"linux/amd64": "manylinux_2_28_x86_64", "linux/arm64": "manylinux_2_28_aarch64"}
+
+
+def parse_platform(platform: object) -> str:
+    """Normalise ``linux/amd64``, ``amd64``, ``linux/arm64``, ``arm64``, ``aarch64``, ``x86_64``."""
+    aliases = {"amd64": "linux/amd64", "x86_64": "linux/amd64", "arm64": "linux/arm64", "aarch64": "linux/arm64",
+               "linux/arm64/v8": "linux/arm64", "linux/x86_64": "linux/amd64", "linux/aarch64": "linux/arm64"}
+    if isinstance(platform, str):
+        value = aliases.get(platform.strip().lower(), platform.strip().lower())
+        if value in PLATFORMS:
+            return value
+    raise InvalidInputError(
+        f"unknown platform {platform!r}: edgebench builds {' and '.join(PLATFORMS)} (onnxruntime publishes no "
+        "wheels for 32-bit ARM or musl/Alpine)",
+        platform=str(platform),
+    )
+
+
+def arch_of(platform: str) -> str:
+    return parse_platform(platform).split("/")[1]
+
+
+@dataclass(frozen=True)
+class ImageRef:
+    """A built image: engine id, tags, size, labels, and how it was built."""
+
+    id: str
+    tags: list[str]
+    size_bytes: int
+    platform: str
+    model: str
+    labels: dict[str, str]
+    context_digest: str
+    base_image: str
+    build_seconds: float
+    build_log: list[str] = field(default_factory=list)
+
+    @property
+    def tag(self) -> str:
+        return self.tags[0] if self.tags else self.id
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ImageRef:
+        return cls(**data)
+
+    def _repr_html_(self) -> str:
+        return (
+            f"<div><b>{escape(self.tag)}</b> ({escape(self.platform)}), {self.size_bytes / 2**20:.1f} MiB, "
+            f"model {escape(self.model)}, built in {self.build_seconds:.1f} s from {escape(self.base_image)}"
+            f"<br><code>{escape(self.id)}</code></div>"
+        )
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    passed: bool
+    message: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ImageTestReport:
+    """Outcome of running an image under limits and checking it against its model card."""
+
+    image: str
+    model: str
+    platform: str
+    limits: dict[str, Any]
+    checks: list[Check]
+    cold_start_s: float | None
+    latency_ms: dict[str, float]
+    peak_memory_mb: float | None
+    logs: str
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.checks) and all(c.passed for c in self.checks)
+
+    @property
+    def failures(self) -> list[Check]:
+        return [c for c in self.checks if not c.passed]
+
+    def summary(self) -> str:
+        if self.passed:
+            lat = self.latency_ms
+            return (f"image test passed: {len(self.checks)} checks, cold start {self.cold_start_s:.2f} s, "
+                    f"p50 {lat.get('p50', 0):.2f} ms, p99 {lat.get('p99', 0):.2f} ms")
+        return "image test failed: " + "; ".join(f"{c.name}: {c.message}" for c in self.failures)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "passed": self.passed}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ImageTestReport:
+        fields = {k: v for k, v in data.items() if k != "passed"}
+        fields["checks"] = [Check(**c) for c in data["checks"]]
+        return cls(**fields)
+
+    def _repr_html_(self) -> str:
+        rows = [(c.name, "pass" if c.passed else "fail", c.message) for c in self.checks]
+        lat = ", ".join(f"{k} {v:.2f} ms" for k, v in self.latency_ms.items())
+        memory = f"{self.peak_memory_mb:.0f} MB" if self.peak_memory_mb is not None else "-"
+        return (
+            f"<div><p>Image test {render.verdict(self.passed)}: {escape(self.image)} ({escape(self.model)}, "
+            f"{escape(self.platform)}), limits {escape(str(self.limits))}; cold start "
+            f"{render.fmt(self.cold_start_s)} s; latency {escape(lat or '-')}; peak memory {memory}</p>"
+            + render.table(["check", "verdict", "message"], rows)
+            + "</div>"
+        )

@@ -1,0 +1,39 @@
+"""The Docker Engine seam: one place that connects the docker SDK and explains what to do when it cannot."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import config
+from .core.errors import EngineUnavailableError
+
+
+def docker_client(client: Any = None, timeout: int = 600) -> Any:
+    """``client`` if given, else a docker SDK client for ``$DOCKER_HOST`` that has answered a ping."""
+    if client is not None:
+        return client
+    try:
+        import docker
+    except ImportError as exc:
+        raise EngineUnavailableError("the docker SDK is not installed: pip install 'edgebench[docker]'") from exc
+    host = config.docker_host()
+    try:
+        found = docker.DockerClient(base_url=host, timeout=timeout)
+        found.ping()
+    except Exception as exc:
+        reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        raise EngineUnavailableError(
+            f"no Docker Engine answers at {host} ({reason}). Start dockerd, or point DOCKER_HOST at a running "
+            "engine, e.g. export DOCKER_HOST=unix:///var/run/docker.sock (or tcp://HOST:2375)",
+            docker_host=host,
+        ) from exc
+    return found
+
+
+def engine_available() -> tuple[bool, str]:
+    """Whether an engine answers, and if not, the message that says how to fix it (for UIs)."""
+    try:
+        docker_client(timeout=5).close()
+    except EngineUnavailableError as exc:
+        return False, str(exc)
+    return True, f"Docker Engine at {config.docker_host()}"

@@ -1,0 +1,1 @@
+"""Inference images: build context (context.py), builder (builder.py), container tester (tester.py)."""

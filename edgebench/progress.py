@@ -1,0 +1,78 @@
+"""Progress of long steps (build, test, bench): lines on a terminal, a bar in a notebook."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any, Protocol
+
+
+class Progress(Protocol):
+    def step(self, done: int, total: int, message: str) -> None: ...
+
+    def log(self, line: str) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class Lines:
+    """Writes each step and log line to a stream (stderr by default); ``verbose`` also echoes log lines."""
+
+    def __init__(self, stream: Any = None, verbose: bool = False) -> None:
+        self.stream = stream or sys.stderr
+        self.verbose = verbose
+
+    def step(self, done: int, total: int, message: str) -> None:
+        print(f"[{done}/{total}] {message}", file=self.stream, flush=True)
+
+    def log(self, line: str) -> None:
+        if self.verbose:
+            print(f"    {line}", file=self.stream, flush=True)
+
+    def close(self) -> None:
+        pass
+
+
+class Silent:
+    def step(self, done: int, total: int, message: str) -> None:
+        pass
+
+    def log(self, line: str) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class Bar:
+    """An ipywidgets progress bar with the current step's text, for notebooks."""
+
+    def __init__(self, description: str) -> None:
+        import ipywidgets as widgets
+        from IPython.display import display
+
+        self.bar = widgets.IntProgress(value=0, min=0, max=1, description=description)
+        self.label = widgets.Label()
+        display(widgets.HBox([self.bar, self.label]))
+
+    def step(self, done: int, total: int, message: str) -> None:
+        self.bar.max = max(total, 1)
+        self.bar.value = min(done, self.bar.max)
+        self.label.value = message[:120]
+
+    def log(self, line: str) -> None:
+        pass
+
+    def close(self) -> None:
+        self.bar.bar_style = "success"
+
+
+def auto(description: str) -> Progress:
+    """A bar inside a Jupyter kernel that has ipywidgets, else lines on stderr."""
+    try:
+        from IPython import get_ipython
+
+        if get_ipython() is not None and "IPKernelApp" in get_ipython().config:
+            return Bar(description)
+    except Exception:
+        pass
+    return Lines()

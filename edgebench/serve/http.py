@@ -1,0 +1,151 @@
+"""A small HTTP/1.1 server on asyncio: keep-alive, Content-Length bodies with a size limit, graceful drain.
+
+Why not a framework: the image must stay small and start fast, and the protocol needs five routes. This
+transport measured faster than the standard library's ThreadingHTTPServer and than uvicorn + starlette on the
+same model (docs/architecture.md has the figures), with no dependency beyond the standard library.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from http import HTTPStatus
+
+from .app import Response, error, json_response
+
+Handler = Callable[[str, str, dict[str, str], bytes], Awaitable[Response]]
+
+MAX_HEADER_BYTES = 16 * 1024
+
+
+class Loading:
+    """Answers while the model loads: live, not ready."""
+
+    async def handle(self, method: str, path: str, headers: dict[str, str], body: bytes) -> Response:
+        if path == "/v2/health/live":
+            return json_response(200, {"live": True})
+        return error(503, "model is loading")
+
+
+class Connection(asyncio.Protocol):
+    def __init__(self, server: Server) -> None:
+        self.server = server
+        self.buffer = bytearray()
+        self.transport: asyncio.Transport | None = None
+        self.busy = False
+        self.closing = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]  # uvloop's transports are not asyncio.Transport
+        self.server.connections.add(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.server.connections.discard(self)
+        self.transport = None
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        if not self.busy:
+            self._next()
+
+    def _next(self) -> None:
+        """Parse one complete request from the buffer, if there is one, and start handling it."""
+        if self.transport is None:
+            return
+        end = self.buffer.find(b"\r\n\r\n")
+        if end < 0:
+            if len(self.buffer) > MAX_HEADER_BYTES:
+                self._reject(431, "request headers are too large")
+            return
+        try:
+            lines = self.buffer[:end].decode("latin-1").split("\r\n")
+            method, target, version = lines[0].split(" ")
+            headers = {}
+            for line in lines[1:]:
+                key, _, value = line.partition(":")
+                headers[key.strip().lower()] = value.strip()
+        except ValueError:
+            self._reject(400, "malformed HTTP request line or header")
+            return
+        if "chunked" in headers.get("transfer-encoding", "").lower():
+            self._reject(411, "send the body with a Content-Length (chunked bodies are not accepted)")
+            return
+        try:
+            length = int(headers.get("content-length", "0"))
+        except ValueError:
+            self._reject(400, "Content-Length must be a number")
+            return
+        if length > self.server.max_body:
+            self._reject(413, f"request body is {length} bytes; the limit is {self.server.max_body}")
+            return
+        if len(self.buffer) < end + 4 + length:
+            return
+        body = bytes(self.buffer[end + 4 : end + 4 + length])
+        del self.buffer[: end + 4 + length]
+        keep_alive = headers.get("connection", "").lower() != "close" and version == "HTTP/1.1"
+        self.busy = True
+        self.server.in_flight += 1
+        task = asyncio.get_running_loop().create_task(self._respond(method, target, headers, body, keep_alive))
+        task.add_done_callback(self.server.tasks.discard)
+        self.server.tasks.add(task)
+
+    async def _respond(self, method: str, target: str, headers: dict[str, str], body: bytes, keep_alive: bool) -> None:
+        try:
+            try:
+                status, payload, extra = await self.server.app.handle(method, target, headers, body)
+            except Exception as exc:  # a bug must not take the server down
+                status, payload, extra = error(500, f"internal error: {type(exc).__name__}: {exc}")
+            keep_alive = keep_alive and not self.server.draining
+            self._write(status, payload, extra, keep_alive)
+        finally:
+            self.server.in_flight -= 1
+            self.busy = False
+        if keep_alive:
+            self._next()
+
+    def _write(self, status: int, payload: bytes, extra: dict[str, str], keep_alive: bool) -> None:
+        if self.transport is None:
+            return
+        head = [f"HTTP/1.1 {status} {HTTPStatus(status).phrase}", f"Content-Length: {len(payload)}"]
+        head += [f"{k}: {v}" for k, v in extra.items()]
+        if not keep_alive:
+            head.append("Connection: close")
+        self.transport.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + payload)
+        if not keep_alive:
+            self.transport.close()
+
+    def _reject(self, status: int, message: str) -> None:
+        _, payload, extra = error(status, message)
+        self._write(status, payload, extra, keep_alive=False)
+        self.buffer.clear()
+
+
+class Server:
+    """Owns the listening socket, the open connections and the handler (swapped once the model loads)."""
+
+    def __init__(self, app: object, max_body: int) -> None:
+        self.app = app  # any object with an async handle(method, path, headers, body)
+        self.max_body = max_body
+        self.connections: set[Connection] = set()
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.in_flight = 0
+        self.draining = False
+        self.listener: asyncio.base_events.Server | None = None
+
+    async def start(self, host: str, port: int) -> int:
+        loop = asyncio.get_running_loop()
+        self.listener = await loop.create_server(lambda: Connection(self), host, port, reuse_address=True)
+        return int(self.listener.sockets[0].getsockname()[1])
+
+    async def drain(self, timeout: float) -> None:
+        """Stop accepting, let in-flight requests finish (up to ``timeout`` s), close idle connections."""
+        self.draining = True
+        if self.listener is not None:
+            self.listener.close()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while self.in_flight and loop.time() < deadline:
+            await asyncio.sleep(0.01)
+        for connection in list(self.connections):
+            if connection.transport is not None:
+                connection.transport.close()
