@@ -1,9 +1,24 @@
 #!/usr/bin/env bash
-# The test command: set up, lint, type-check the pure core, run every test. Extra arguments go to pytest.
+# The test command: set up, lint, type-check the pure core, start the services the tests need (a Docker
+# Engine and the offline base images), run every test, stop what was started. Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 export PATH="$PWD/${EDGEBENCH_VENV:-.venv}/bin:$PATH"
 ruff check edgebench tests
 mypy edgebench/core
+
+trap 'scripts/services.sh stop' EXIT
+if scripts/services.sh start; then
+    # shellcheck disable=SC1091
+    . .run/env
+    export DOCKER_HOST
+    export EDGEBENCH_BASE_IMAGE=${EDGEBENCH_BASE_IMAGE:-"edgebench/base:bookworm-py311-{arch}"}
+elif [ "${CI:-}" = true ]; then
+    echo "test.sh: the services did not start, and CI never skips the tests that need them" >&2
+    exit 1
+else
+    echo "test.sh: continuing without Docker: the tests that need it will skip and say why" >&2
+fi
+export ORT_DISABLE_TELEMETRY=1
 pytest "$@"

@@ -35,3 +35,19 @@ def digits_rf(digits):
 @pytest.fixture(scope="session")
 def rng():
     return np.random.default_rng(0)
+
+
+@pytest.fixture(scope="session")
+def engine():
+    """The real Docker Engine. Skips with the reason on a machine without one; fails in CI (CI=true)."""
+    from edgebench import config
+    from edgebench.engine import docker_client, engine_available
+
+    ok, why = engine_available()
+    if not ok:
+        if config.in_ci():
+            pytest.fail(f"CI=true and the Docker tests cannot run: {why}")
+        pytest.skip(why)
+    client = docker_client()
+    yield client
+    client.close()

@@ -30,7 +30,8 @@ def error(status: int, message: str) -> Response:
 
 
 class App:
-    """The server's behaviour; ``ready`` turns False while loading and while draining on shutdown."""
+    """The server's behaviour once the model is loaded. ``ready`` turns False when draining on shutdown, so
+    that load balancers stop sending; requests that still arrive are served."""
 
     def __init__(self, model: Model, max_batch: int = 1, max_wait: float = 0.002) -> None:
         self.model = model
@@ -69,9 +70,6 @@ class App:
 
     async def infer(self, headers: dict[str, str], body: bytes) -> Response:
         start = time.perf_counter()
-        if not self.ready:
-            self.metrics.count("unavailable")
-            return error(503, "model is not ready")
         try:
             request = decode(body, headers.get(HEADER_LENGTH), self.model)
             results = await self.runner.infer(request)
