@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 
 import edgebench as eb
@@ -19,10 +21,8 @@ def built(engine, image_store):
     image = eb.build_image("digits-rf:1", "linux/amd64", store=image_store, client=engine)
     yield image
     for tag in image.tags:
-        try:
+        with contextlib.suppress(Exception):
             engine.images.remove(tag, force=True)
-        except Exception:
-            pass
 
 
 def derived_image(engine, base, tag, *lines, files=None):

@@ -110,7 +110,7 @@ def test_bad_requests_get_a_message_and_the_server_keeps_serving(app, card, path
 
 @pytest.mark.parametrize("bad", ["NaN", "Infinity", "-Infinity"])
 def test_non_finite_values_are_refused(app, bad):
-    body = '{"inputs": [{"name": "X", "datatype": "FP32", "shape": [1, 64], "data": [%s' % bad + ", 0" * 63 + "]}]}"
+    body = f'{{"inputs": [{{"name": "X", "datatype": "FP32", "shape": [1, 64], "data": [{bad}' + ", 0" * 63 + "]}]}"
     status, answer, _ = call(app, "POST", INFER, body.encode())
     assert status == 400 and "the model takes finite numbers only" in answer["error"]
 
@@ -140,7 +140,8 @@ def test_binary_bytes_left_over_are_refused(app):
                                    "parameters": {"binary_data_size": 256}}]}).encode()
     status, answer, _ = call(app, "POST", INFER, head + raw + b"junk",
                              {"Inference-Header-Content-Length": str(len(head))})
-    assert status == 400 and "binary data is 260 bytes but the inputs' binary_data_size add up to 256" in answer["error"]
+    assert status == 400
+    assert "binary data is 260 bytes but the inputs' binary_data_size add up to 256" in answer["error"]
 
 
 def test_unknown_route_and_wrong_method(app):
@@ -152,7 +153,7 @@ def test_unknown_route_and_wrong_method(app):
 def test_metrics_count_outcomes_and_latency(app, card):
     call(app, "POST", INFER, infer_body(card))
     call(app, "POST", INFER, b"{bad")
-    status, text, _ = call(app, "GET", "/metrics")
+    _status, text, _ = call(app, "GET", "/metrics")
     text = text.decode()
     assert 'edgebench_requests_total{model="digits-rf",outcome="success"} 1' in text
     assert 'edgebench_requests_total{model="digits-rf",outcome="bad_request"} 1' in text
