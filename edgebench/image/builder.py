@@ -14,7 +14,7 @@ from ..core.errors import BuildError, InvalidInputError
 from ..core.images import ImageRef
 from ..core.names import ModelRef
 from ..engine import docker_client
-from ..progress import Progress, Silent
+from ..progress import Progress, auto
 from ..store import Store, now, open_store
 from .context import BuildSpec, write_context
 
@@ -70,7 +70,7 @@ def build_image(
     for tag in tags:
         if not isinstance(tag, str) or not _TAG.match(tag):
             raise InvalidInputError(f"invalid image tag {tag!r}: use lowercase repository[:tag]", tag=str(tag))
-    progress = progress or Silent()
+    progress = progress or auto("build")
     docker = docker_client(client)
     run_id = store.start_run("build", card.name, card.version,
                              {"platform": spec.platform, "base_image": spec.base_image, "run": list(spec.run)})

@@ -22,7 +22,7 @@ from ..core.errors import ContainerTestError, InvalidInputError
 from ..core.images import Check, ImageRef, ImageTestReport
 from ..core.parity import Tolerance, compare
 from ..engine import docker_client
-from ..progress import Progress, Silent
+from ..progress import Progress, auto
 from ..store import Store, open_store
 
 _MEMORY_UNITS = {"b": 1, "k": 2**10, "m": 2**20, "g": 2**30}
@@ -88,7 +88,7 @@ def test_image(
     cannot run at all (no such image, an image for another architecture, its model not in the store).
     """
     store = open_store(store)
-    progress = progress or Silent()
+    progress = progress or auto("test")
     memory_bytes = parse_memory(memory)
     docker = docker_client(client)
     tag = image.tag if isinstance(image, ImageRef) else image
