@@ -32,8 +32,10 @@ from .core.parity import OutputParity, ParityReport, Tolerance
 from .export import DEFAULT_OPSET, export_model, import_onnx
 from .image.builder import build_image, write_build_context
 from .image.tester import test_image
+from .registry import Credentials, PublishResult, publish
 from .store import Run, Store
 from .store import open_store as _open_store
+from .transfer import LoadedImage, load_archive
 
 __version__ = "0.1.0"
 
@@ -43,6 +45,7 @@ __all__ = [
     "BuildError",
     "Check",
     "ContainerTestError",
+    "Credentials",
     "EdgebenchError",
     "EngineUnavailableError",
     "ExportError",
@@ -51,6 +54,7 @@ __all__ = [
     "ImageTestReport",
     "InvalidInputError",
     "InvalidNameError",
+    "LoadedImage",
     "ModelCard",
     "ModelNotFoundError",
     "OutputParity",
@@ -58,6 +62,7 @@ __all__ = [
     "ParityReport",
     "ProfileError",
     "PublishError",
+    "PublishResult",
     "Run",
     "SampleError",
     "Store",
@@ -71,6 +76,8 @@ __all__ = [
     "get_model",
     "import_onnx",
     "list_models",
+    "load_archive",
+    "publish",
     "remove_model",
     "test_image",
     "write_build_context",

@@ -117,6 +117,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cpuset", help="CPUs the container may use, e.g. 0 or 0-1")
     p.add_argument("--timeout", type=float, default=60, help="seconds to wait for readiness")
 
+    p = _command(sub, "publish", _publish, "push a tested image to a registry, or write an archive")
+    p.description = (
+        "Push IMAGE to REGISTRY/REPOSITORY (by digest, read back and verified), or write it to an archive "
+        "with --to oci-archive:FILE.tar. Credentials: docker login / credential helpers, or "
+        "EDGEBENCH_REGISTRY_USERNAME and EDGEBENCH_REGISTRY_PASSWORD."
+    )
+    p.add_argument("image", help="image tag or id, e.g. edgebench/digits-rf:1-amd64")
+    p.add_argument("destination", nargs="?", help="REGISTRY/REPOSITORY, e.g. 127.0.0.1:5000/edge/digits-rf")
+    p.add_argument("--to", help="oci-archive:FILE.tar for an air-gapped site")
+    p.add_argument("--tag", action="append", default=[], help="tag to push (repeatable; default: model version)")
+    p.add_argument("--force", action="store_true", help="publish even if the image has no passing test (recorded)")
+    p.add_argument("--pull-back", action="store_true", help="pull by digest and test what came back")
+
+    p = _command(sub, "load", _load, "load an image archive written by `publish --to oci-archive:`")
+    p.add_argument("archive")
+
     _command(sub, "demo", _demo, "train, export and check a digits model on the embedded defaults")
 
     models = sub.add_parser("models", help="list, show and remove stored models").add_subparsers(
@@ -207,6 +223,27 @@ def _test_image(args: argparse.Namespace) -> tuple[Any, str]:
     if not report.passed:
         raise StepFailed(report.summary(), report.to_dict())
     return report.to_dict(), report.summary()
+
+
+def _publish(args: argparse.Namespace) -> tuple[Any, str]:
+    from .progress import Lines, Silent
+    from .registry import publish
+
+    destination = args.to or args.destination
+    if not destination or (args.to and args.destination):
+        raise InvalidInputError("give either REGISTRY/REPOSITORY or --to oci-archive:FILE.tar")
+    result = publish(args.image, destination, args.tag, force=args.force, pull_back=args.pull_back,
+                     store=_store(args), progress=Silent() if args.json else Lines())
+    lines = [f"published {result.model} ({result.pushed_bytes / 2**20:.1f} MiB in {result.seconds:.1f} s)"]
+    lines += [f"  {reference}" for reference in result.references]
+    return result.to_dict(), "\n".join(lines)
+
+
+def _load(args: argparse.Namespace) -> tuple[Any, str]:
+    from .transfer import load_archive
+
+    loaded = load_archive(args.archive)
+    return loaded.__dict__, f"loaded {loaded.image_id} ({', '.join(loaded.tags) or 'untagged'})"
 
 
 def _demo(args: argparse.Namespace) -> tuple[Any, str]:

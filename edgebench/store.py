@@ -6,7 +6,7 @@ Layout of ``$EDGEBENCH_HOME``::
     blobs/sha256/ab/abcd...   ONNX models and model cards, named by the sha256 of their bytes
     logs/                     step logs, one file per run
 
-Blobs are written to a temporary file, fsynced and renamed, so a crash never leaves a half-written blob; the
+Blobs are written atomically (``fsutil.atomic_writer``), so a crash never leaves a half-written blob; the
 index changes in SQLite transactions (``BEGIN IMMEDIATE`` serialises writers across processes). The kernel, the
 CLI and the Jupyter server extension open the same store, so a model exported in a notebook is visible at once.
 """
@@ -30,6 +30,7 @@ from . import config
 from .core.card import ModelCard
 from .core.errors import ModelNotFoundError, StoreCorruptError, StoreError
 from .core.names import ModelRef, parse_ref, validate_name
+from .fsutil import atomic_writer
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS versions (
@@ -113,17 +114,8 @@ class Store:
         if path.exists():
             return digest
         path.parent.mkdir(exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-            raise
+        with atomic_writer(path) as f:
+            f.write(data)
         return digest
 
     def read_blob(self, sha256: str) -> bytes:
