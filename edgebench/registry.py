@@ -377,8 +377,8 @@ def _push(docker: Any, image: Any, target: Destination, tags: list[str], creds: 
                 sizes[layer] = max(sizes.get(layer, 0), int(detail["current"]))
             elif status == "Pushed":
                 pushed[layer] = sizes.get(layer, 0)
-            elif status == "Layer already exists" and layer not in pushed:
-                reused.add(layer)
+            elif (status == "Layer already exists" or status.startswith("Mounted from")) and layer not in pushed:
+                reused.add(layer)  # already in this registry: nothing sent
             if "aux" in event and event["aux"].get("Digest"):
                 digests.add(event["aux"]["Digest"])
     if len(digests) != 1:

@@ -51,3 +51,46 @@ def engine():
     client = docker_client()
     yield client
     client.close()
+
+
+@pytest.fixture(scope="session")
+def registries(engine):
+    """The two loopback registries scripts/services.sh starts: open, and htpasswd (user, password)."""
+    import os
+
+    from edgebench import config
+
+    names = ("EDGEBENCH_TEST_REGISTRY", "EDGEBENCH_TEST_AUTH_REGISTRY", "EDGEBENCH_TEST_REGISTRY_USER",
+             "EDGEBENCH_TEST_REGISTRY_PASSWORD")
+    missing = [n for n in names if not os.environ.get(n)]
+    if missing:
+        why = f"no test registries ({', '.join(missing)} unset): run the tests with scripts/test.sh"
+        if config.in_ci():
+            pytest.fail(f"CI=true and the registry tests cannot run: {why}")
+        pytest.skip(why)
+    return {
+        "open": os.environ["EDGEBENCH_TEST_REGISTRY"],
+        "auth": os.environ["EDGEBENCH_TEST_AUTH_REGISTRY"],
+        "user": os.environ["EDGEBENCH_TEST_REGISTRY_USER"],
+        "password": os.environ["EDGEBENCH_TEST_REGISTRY_PASSWORD"],
+    }
+
+
+@pytest.fixture(scope="session")
+def image_store(tmp_path_factory, digits, digits_rf):
+    """A session store holding digits-rf:1 (later tests may add versions)."""
+    store = eb.Store(tmp_path_factory.mktemp("image-store"))
+    eb.export_model(digits_rf, digits[0][:20], "digits-rf", store=store)
+    return store
+
+
+@pytest.fixture(scope="session")
+def built(engine, image_store):
+    """digits-rf:1 built for linux/amd64 on the real engine, removed at the end of the session."""
+    import contextlib
+
+    image = eb.build_image("digits-rf:1", "linux/amd64", store=image_store, client=engine)
+    yield image
+    for tag in image.tags:
+        with contextlib.suppress(Exception):
+            engine.images.remove(tag, force=True)

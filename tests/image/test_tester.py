@@ -11,7 +11,7 @@ import pytest
 
 import edgebench as eb
 
-from .conftest import derived_image
+from ..helpers import derived_image
 
 pytestmark = pytest.mark.docker
 

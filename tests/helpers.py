@@ -1,28 +1,6 @@
-"""A session store with the digits model and its amd64 image, built once on the real engine."""
+"""Helpers shared by tests."""
 
 from __future__ import annotations
-
-import contextlib
-
-import pytest
-
-import edgebench as eb
-
-
-@pytest.fixture(scope="session")
-def image_store(tmp_path_factory, digits, digits_rf):
-    store = eb.Store(tmp_path_factory.mktemp("image-store"))
-    eb.export_model(digits_rf, digits[0][:20], "digits-rf", store=store)
-    return store
-
-
-@pytest.fixture(scope="session")
-def built(engine, image_store):
-    image = eb.build_image("digits-rf:1", "linux/amd64", store=image_store, client=engine)
-    yield image
-    for tag in image.tags:
-        with contextlib.suppress(Exception):
-            engine.images.remove(tag, force=True)
 
 
 def derived_image(engine, base, tag, *lines, files=None):
