@@ -1,0 +1,77 @@
+"""Publish benchmark: push time and pushed size of the digits RandomForestClassifier(100) image to a fresh
+loopback registry, then of a second push after a model-only change (only the model layer should travel).
+
+Needs a Docker Engine, Debian's docker-registry and the offline base (scripts/services.sh start).
+Run from the repository root: .venv/bin/python -m tests.benchmarks.bench_publish
+"""
+
+from __future__ import annotations
+
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from sklearn.datasets import load_digits
+from sklearn.ensemble import RandomForestClassifier
+
+import edgebench as eb
+from edgebench.engine import docker_client
+from edgebench.image.tester import free_port
+from edgebench.registry import RegistryClient
+
+
+def fresh_registry(folder: Path) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    config = folder / "config.yml"
+    config.write_text(f"version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {folder}/data\n"
+                      f"http:\n  addr: 127.0.0.1:{port}\n")
+    process = subprocess.Popen(["docker-registry", "serve", str(config)], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    for _ in range(100):
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/", timeout=1)
+            break
+        except (urllib.error.URLError, OSError):
+            time.sleep(0.1)
+    return process, f"127.0.0.1:{port}"
+
+
+def main() -> None:
+    x, y = load_digits(return_X_y=True)
+    client = docker_client()
+    with tempfile.TemporaryDirectory() as tmp:
+        store = eb.Store(Path(tmp) / "store")
+        registry_process, registry = fresh_registry(Path(tmp))
+        images = []
+        try:
+            reader = RegistryClient(registry)
+            seen: set[str] = set()
+            print(f"digits RandomForestClassifier(100) to a fresh registry at {registry}")
+            for seed in (0, 1):
+                model = RandomForestClassifier(n_estimators=100, random_state=seed).fit(x, y)
+                card = eb.export_model(model, x[:200], "digits-rf", store=store)
+                image = eb.build_image(card.ref, store=store, client=client)
+                images.append(image)
+                assert eb.test_image(image, store=store, client=client).passed
+                result = eb.publish(image, f"{registry}/edge/digits-rf", [str(card.version)], store=store,
+                                    client=client)
+                _, manifest = reader.manifest("edge/digits-rf", str(card.version))
+                new = [layer for layer in manifest["layers"] if layer["digest"] not in seen]
+                seen |= {layer["digest"] for layer in manifest["layers"]}
+                label = "first push" if seed == 0 else "after a model-only change"
+                print(f"  {label:<26} {result.seconds:6.2f} s; {result.pushed_layers} of "
+                      f"{len(manifest['layers'])} layers sent, {sum(la['size'] for la in new) / 2**20:7.2f} MiB "
+                      f"compressed ({result.pushed_bytes / 2**20:.2f} MiB uncompressed); image "
+                      f"{image.size_bytes / 2**20:.1f} MiB")
+        finally:
+            registry_process.terminate()
+            registry_process.wait()
+            for image in images:
+                client.images.remove(image.id, force=True)
+
+
+if __name__ == "__main__":
+    main()
