@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 
+from .bench import benchmark
+from .core.bench import BenchReport, DeviceResult
 from .core.card import GoldenSample, ModelCard, TensorSpec
 from .core.errors import (
     BenchError,
@@ -29,9 +31,11 @@ from .core.errors import (
 )
 from .core.images import Check, ImageRef, ImageTestReport
 from .core.parity import OutputParity, ParityReport, Tolerance
+from .core.profiles import SLO, DeviceProfile
 from .export import DEFAULT_OPSET, export_model, import_onnx
 from .image.builder import build_image, write_build_context
 from .image.tester import test_image
+from .profiles import list_profiles, load_profile
 from .registry import Credentials, PublishResult, publish
 from .store import Run, Store
 from .store import open_store as _open_store
@@ -41,11 +45,15 @@ __version__ = "0.1.0"
 
 __all__ = [
     "DEFAULT_OPSET",
+    "SLO",
     "BenchError",
+    "BenchReport",
     "BuildError",
     "Check",
     "ContainerTestError",
     "Credentials",
+    "DeviceProfile",
+    "DeviceResult",
     "EdgebenchError",
     "EngineUnavailableError",
     "ExportError",
@@ -71,12 +79,15 @@ __all__ = [
     "TensorSpec",
     "Tolerance",
     "__version__",
+    "benchmark",
     "build_image",
     "export_model",
     "get_model",
     "import_onnx",
     "list_models",
+    "list_profiles",
     "load_archive",
+    "load_profile",
     "publish",
     "remove_model",
     "test_image",

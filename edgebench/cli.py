@@ -133,6 +133,22 @@ def build_parser() -> argparse.ArgumentParser:
     p = _command(sub, "load", _load, "load an image archive written by `publish --to oci-archive:`")
     p.add_argument("archive")
 
+    profiles = sub.add_parser("profiles", help="device profiles: list, show, calibrate").add_subparsers(
+        title="profiles commands", metavar="ACTION")
+    _command(profiles, "list", _profiles_list, "every device profile on the search path")
+    _command(profiles, "show", _profiles_show, "one profile with every figure and its source").add_argument("name")
+    _command(profiles, "calibrate", _profiles_calibrate, "measure this host (cached)").add_argument(
+        "--force", action="store_true", help="re-measure even if a fresh calibration is cached")
+
+    p = _command(sub, "bench", _bench, "measure a model on the host and predict it per device")
+    p.add_argument("ref", help="NAME or NAME:VERSION")
+    p.add_argument("--device", action="append", default=[], help="device profile (repeatable; default rpi4-1gb)")
+    p.add_argument("--slo-p99-ms", type=float, help="p99 latency budget; exit code 1 when a device fails it")
+    p.add_argument("--slo-ram-mb", type=float, help="RAM budget")
+    p.add_argument("--in-container", action="store_true", help="also run the image under each device's limits")
+    p.add_argument("--int8", choices=["dynamic", "static"], help="also quantize and bench the int8 variant")
+    p.add_argument("--seconds", type=float, default=2.0, help="length of each latency loop")
+
     _command(sub, "demo", _demo, "train, export and check a digits model on the embedded defaults")
 
     models = sub.add_parser("models", help="list, show and remove stored models").add_subparsers(
@@ -244,6 +260,69 @@ def _load(args: argparse.Namespace) -> tuple[Any, str]:
 
     loaded = load_archive(args.archive)
     return loaded.__dict__, f"loaded {loaded.image_id} ({', '.join(loaded.tags) or 'untagged'})"
+
+
+def _profiles_list(args: argparse.Namespace) -> tuple[Any, str]:
+    from .profiles import list_profiles
+
+    found = list_profiles()
+    lines = [f"{'DEVICE':<18} {'ARCH':<6} {'CORES':>5} {'USABLE RAM':>10}  TITLE"]
+    lines += [f"{p.name:<18} {p.arch:<6} {p.cores:>5} {p.usable_ram_mb:>8.0f}MB  {p.title}" for p in found]
+    lines.append("host               (this machine, measured: `edgebench profiles calibrate`)")
+    return [p.to_dict() for p in found], "\n".join(lines)
+
+
+def _profiles_show(args: argparse.Namespace) -> tuple[Any, str]:
+    from .profiles import load_profile
+
+    profile = load_profile(args.name)
+    lines = [f"{profile.name}: {profile.title} ({profile.arch}, {profile.cpu})", f"  file: {profile.path}"]
+    if profile.extends:
+        lines.append(f"  extends: {profile.extends}")
+    for key, figure in sorted(profile.figures.items()):
+        mark = "  [unverified]" if figure.unverified else ""
+        lines.append(f"  {key:<22} {figure.value:>10g}   {figure.source}{mark}")
+    lines.append(f"  usable RAM {profile.usable_ram_mb:.0f} MB; "
+                 f"FP32 peak per core {profile.peak_gflops_core:.1f} GFLOPS")
+    return profile.to_dict(), "\n".join(lines)
+
+
+def _profiles_calibrate(args: argparse.Namespace) -> tuple[Any, str]:
+    from .bench.calibration import cache_path, calibrate
+
+    c = calibrate(force=args.force)
+    return c.to_dict(), (
+        f"{c.cpu_model}: {c.cores} cores, FP32 peak/core {c.clock_ghz * c.flops_per_cycle:.1f} GFLOPS, memcpy "
+        f"{c.memcpy_mbps:.0f} MB/s, 7-zip single {c.sevenzip_single_mips:.0f} MIPS, onnxruntime run overhead "
+        f"{c.ort_overhead_us:.1f} us (cached at {cache_path()})"
+    )
+
+
+def _bench(args: argparse.Namespace) -> tuple[Any, str]:
+    from .bench import benchmark
+    from .core.profiles import SLO
+    from .progress import Lines, Silent
+
+    slo = SLO(p99_ms=args.slo_p99_ms, ram_mb=args.slo_ram_mb)
+    result = benchmark(args.ref, args.device or ["rpi4-1gb"], slo, in_container=args.in_container,
+                       int8=args.int8 or False, seconds=args.seconds, store=_store(args),
+                       progress=Silent() if args.json else Lines())
+    reports = result if isinstance(result, list) else [result]
+    data = [r.to_dict() for r in reports] if len(reports) > 1 else reports[0].to_dict()
+    lines = []
+    for report in reports:
+        lines.append(f"{report.model}" + (f" (int8 of {report.variant_of})" if report.variant_of else ""))
+        for t, p in sorted(report.measured.latency_ms.items()):
+            lines.append(f"  host, {t} thread(s): p50 {p.p50:.3f} ms, p99 {p.p99:.3f} ms ({p.runs} runs); "
+                         f"peak RSS {report.measured.peak_rss_mb:.0f} MB")
+        for d in report.devices:
+            lines.append(f"  {d.device:<18} p50 {d.predicted_p50_ms:8.3f} ms  p99 {d.interval_p99_ms[0]:.3f}-"
+                         f"{d.interval_p99_ms[1]:.3f} ms  RAM {d.ram_needed_mb:.0f}/{d.usable_ram_mb:.0f} MB  "
+                         f"{d.verdict}{'  (' + '; '.join(d.reasons) + ')' if d.reasons else ''}")
+    text = "\n".join(lines)
+    if not all(r.passed for r in reports):
+        raise StepFailed(text + "\nSLO not met on every device", data)
+    return data, text
 
 
 def _demo(args: argparse.Namespace) -> tuple[Any, str]:

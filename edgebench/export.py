@@ -128,12 +128,14 @@ def import_onnx(
     *,
     metadata: Mapping[str, Any] | None = None,
     golden_rows: int = GOLDEN_ROWS,
+    parity: ParityReport | None = None,
     store: Store | str | os.PathLike[str] | None = None,
 ) -> ModelCard:
     """Store an ONNX file made elsewhere (PyTorch, TensorFlow...), with golden samples computed from ``sample``.
 
     ``sample`` is an array for a model with one input, or a dict of arrays by input name. There is no original
-    model to compare with, so the card's ``parity`` is None.
+    model to compare with, so the card's ``parity`` is None unless a report against a reference is given (an
+    int8 variant carries its parity against the float model).
     """
     validate_name(name)
     meta = _metadata(metadata)
@@ -151,7 +153,7 @@ def import_onnx(
 
     proto = onnx.load_from_string(onnx_bytes)
     producer = " ".join(x for x in (proto.producer_name, proto.producer_version) if x) or "unknown producer"
-    card = _card(name, "onnx", f"ONNX from {producer}", onnx_bytes, session, rows, None, meta, golden_rows)
+    card = _card(name, "onnx", f"ONNX from {producer}", onnx_bytes, session, rows, parity, meta, golden_rows)
     store = open_store(store)
     stored, _ = store.add_version(onnx_bytes, card)
     store.record_run("import", name, stored.version, {"path": str(file), "rows": rows.n}, "passed",

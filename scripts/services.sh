@@ -22,6 +22,7 @@ need_packages() {
     command -v debootstrap >/dev/null || missing+=(debootstrap)
     command -v docker-registry >/dev/null || missing+=(docker-registry)
     command -v htpasswd >/dev/null || missing+=(apache2-utils)
+    command -v 7zz >/dev/null || missing+=(7zip)
     if [ ${#missing[@]} -gt 0 ]; then
         log "installing ${missing[*]}"
         if [ "$(id -u)" != 0 ]; then log "need root to apt-get install ${missing[*]}"; return 1; fi

@@ -1,0 +1,143 @@
+"""The benchmark: measure on the host, predict per device, optionally enforce the device's limits in the
+model's container, optionally beside an int8 variant. Records every benchmark as a ``bench`` step run."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import numpy as np
+
+from ..core.bench import BenchReport, DeviceResult, predict
+from ..core.errors import InvalidInputError
+from ..core.names import ModelRef
+from ..core.profiles import SLO, DeviceProfile
+from ..engine import docker_client
+from ..profiles import load_profile
+from ..progress import Progress, auto
+from ..store import Store, open_store
+from .calibration import calibrate, host_facts, host_profile
+from .measure import feeds_for, measure
+
+
+def benchmark(
+    model: str | ModelRef,
+    devices: Sequence[str] = ("rpi4-1gb",),
+    slo: SLO | None = None,
+    *,
+    in_container: bool = False,
+    int8: Literal[False, "dynamic", "static"] = False,
+    sample: dict[str, np.ndarray] | None = None,
+    seconds: float = 2.0,
+    store: Store | str | None = None,
+    client: Any = None,
+    progress: Progress | None = None,
+) -> BenchReport | list[BenchReport]:
+    """Benchmark a stored model for edge devices.
+
+    Parameters
+    ----------
+    model : "name" or "name:version"
+    devices : profile names (``edgebench profiles list``); ``host`` is this machine, measured.
+    slo : edgebench.SLO(p99_ms=..., ram_mb=...), optional budgets for the verdicts.
+    in_container : also run the model's image under each device's usable RAM and core count (needs Docker);
+        an OOM kill is reported as "does not fit in N MB".
+    int8 : "dynamic" or "static" to also quantize the model and return ``[float_report, int8_report]``.
+    sample : inputs for one request; default the card's first golden sample.
+    seconds : length of each single-stream loop.
+
+    Returns
+    -------
+    BenchReport (or a list of two with ``int8``): per device the predicted p50/p99 with an interval, RAM need,
+    fit and verdict, plus what was measured on the host.
+    """
+    store = open_store(store)
+    slo = slo if slo is not None else SLO()
+    if not isinstance(slo, SLO):
+        raise InvalidInputError(f"slo must be an edgebench.SLO, got {type(slo).__name__}")
+    if isinstance(devices, str):
+        devices = [devices]
+    if not devices:
+        raise InvalidInputError("give at least one device, e.g. devices=['rpi4-1gb']")
+    if not isinstance(seconds, int | float) or seconds <= 0:
+        raise InvalidInputError(f"seconds must be > 0, got {seconds!r}")
+    profiles = [load_profile(d) for d in devices]  # unknown devices fail before any measuring
+    card = store.get(model)
+    progress = progress or auto("bench")
+    reports = [_bench_one(card.ref, profiles, slo, in_container, sample, seconds, store, client, progress)]
+    if int8:
+        from .quantize import quantize
+
+        progress.step(0, 1, f"quantizing {card.ref} ({int8})")
+        variant = quantize(card, store, int8, sample)
+        report = _bench_one(variant.ref, profiles, slo, in_container, None, seconds, store, client, progress)
+        reports.append(BenchReport(**{**report.__dict__, "variant_of": card.ref}))
+    progress.close()
+    return reports if int8 else reports[0]
+
+
+def _bench_one(ref: str, profiles: list[DeviceProfile], slo: SLO, in_container: bool,
+               sample: dict[str, np.ndarray] | None, seconds: float, store: Store, client: Any,
+               progress: Progress) -> BenchReport:
+    card = store.get(ref)
+    run_id = store.start_run("bench", card.name, card.version,
+                             {"devices": [p.name for p in profiles], "slo": slo.__dict__,
+                              "in_container": in_container, "seconds": seconds})
+    try:
+        steps = 3 + len(profiles) * (2 if in_container else 1)
+        progress.step(1, steps, "calibrating this host (cached after the first time)")
+        calibration = calibrate()
+        host = host_profile(calibration)
+        feeds = feeds_for(card, sample)
+        host_cores = len(os.sched_getaffinity(0))
+        threads = sorted({min(p.cores, host_cores) for p in profiles})
+        progress.step(2, steps, f"measuring {card.ref} on the host at {threads} thread(s)")
+        measured = measure(store.model_path(card), feeds, threads, seconds,
+                           {**host_facts(), "calibration": calibration.to_dict()})
+        results: list[DeviceResult] = []
+        notes = [f"host calibration: {calibration.cpu_model}, memcpy {calibration.memcpy_mbps:.0f} MB/s, 7-zip "
+                 f"single {calibration.sevenzip_single_mips:.0f} MIPS, FP32 peak/core "
+                 f"{host.peak_gflops_core:.1f} GFLOPS", *calibration.notes]
+        docker = docker_client(client) if in_container else None
+        image = None
+        if docker is not None:
+            from .container import model_image
+
+            progress.step(3, steps, f"finding the image of {card.ref}")
+            image = model_image(card, store, docker, progress)
+        step = 3
+        for profile in profiles:
+            step += 1
+            progress.step(step, steps, f"predicting {profile.name}")
+            result = predict(profile, host, measured, profile.cores, slo)
+            if docker is not None and image is not None:
+                from .container import run_in_container
+
+                step += 1
+                progress.step(step, steps, f"running {image} under {profile.name}'s limits")
+                outcome = run_in_container(image, profile, docker, seconds)
+                result = _with_container(result, outcome)
+            results.append(result)
+        report = BenchReport(model=card.ref, slo={"p99_ms": slo.p99_ms, "ram_mb": slo.ram_mb}, measured=measured,
+                             devices=results, notes=notes)
+    except BaseException as exc:
+        store.finish_run(run_id, "failed", {"error": str(exc)})
+        raise
+    store.finish_run(run_id, "passed" if report.passed else "failed", report.to_dict())
+    return report
+
+
+def _with_container(result: DeviceResult, outcome: dict[str, Any]) -> DeviceResult:
+    reasons = list(result.reasons)
+    verdict, fits = result.verdict, result.fits
+    if outcome["status"] == "oom":
+        verdict, fits = "does not fit", False
+        reasons.append(outcome["message"])
+    elif outcome["status"] == "error":
+        verdict = "fail"
+        reasons.append(outcome["message"])
+    elif outcome.get("peak_memory_mb"):
+        reasons.append(f"container peak memory {outcome['peak_memory_mb']:.0f} MB of {outcome['memory_mb']} MB")
+    return DeviceResult(**{**result.__dict__, "verdict": verdict, "fits": fits, "reasons": reasons,
+                           "container": outcome})

@@ -1,0 +1,226 @@
+"""Host calibration: this machine's figures on the same definitions as the device profiles.
+
+- FP32 peak per core: clock x FLOPs per cycle from the CPU's vector flags (the profiles' definition);
+- memcpy bandwidth on one core (bytes copied per second, tinymembench's definition), with numpy;
+- 7-zip single-thread rating (``7zz b -mmt1``, the same tool sbc-bench runs on the boards);
+- onnxruntime's per-run overhead (an Identity model), and measured single-thread MatMul GFLOPS and thread
+  speed-ups (for the host profile and the validation benchmark).
+
+The result is cached under ``~/.cache/edgebench/calibration``, keyed by CPU model, core count and library
+versions, re-measured when older than 30 days or unreadable.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import config
+from ..core.errors import BenchError
+from ..core.profiles import DeviceProfile, Figure
+from ..fsutil import atomic_writer
+
+CALIBRATION_VERSION = 1
+MAX_AGE_S = 30 * 24 * 3600
+
+
+@dataclass(frozen=True)
+class HostCalibration:
+    cpu_model: str
+    arch: str
+    cores: int
+    clock_ghz: float
+    flops_per_cycle: int
+    ram_mb: float
+    memcpy_mbps: float
+    sevenzip_single_mips: float
+    ort_overhead_us: float
+    matmul_gflops_1t: float
+    speedup_large: float
+    speedup_small: float
+    versions: dict[str, str]
+    measured_at: float
+    seconds: float
+    notes: list[str]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def host_facts() -> dict[str, Any]:
+    """CPU model, cores usable by this process, clock, vector flags, RAM, kernel, cgroup limits."""
+    cpuinfo = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    model = re.search(r"^model name\s*:\s*(.+)$", cpuinfo, re.M)
+    mhz = [float(m) for m in re.findall(r"^cpu MHz\s*:\s*([\d.]+)$", cpuinfo, re.M)]
+    flags = set((re.search(r"^flags\s*:\s*(.+)$", cpuinfo, re.M) or [None, ""])[1].split())
+    meminfo = Path("/proc/meminfo").read_text() if Path("/proc/meminfo").exists() else ""
+    total = re.search(r"^MemTotal:\s*(\d+) kB", meminfo, re.M)
+    cgroup_limit = None
+    for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            raw = Path(path).read_text().strip()
+            if raw.isdigit() and int(raw) < 2**60:
+                cgroup_limit = int(raw) / 2**20
+        except OSError:
+            pass
+    arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
+    if "avx512f" in flags:
+        fpc = 64
+    elif "avx2" in flags and "fma" in flags:
+        fpc = 32
+    elif "avx" in flags:
+        fpc = 16
+    else:
+        fpc = 16 if arch == "arm64" else 8
+    ram = (total and int(total[1]) / 1024) or 0.0
+    return {
+        "cpu_model": model[1].strip() if model else platform.processor() or platform.machine(),
+        "arch": arch,
+        "cores": len(os.sched_getaffinity(0)),
+        "clock_ghz": round(max(mhz) / 1000, 3) if mhz else 2.0,
+        "flops_per_cycle": fpc,
+        "ram_mb": min(ram, cgroup_limit) if cgroup_limit else ram,
+        "cgroup_memory_mb": cgroup_limit,
+        "kernel": platform.release(),
+    }
+
+
+def _versions() -> dict[str, str]:
+    return {d: importlib.metadata.version(d) for d in ("onnxruntime", "numpy")}
+
+
+def cache_path(facts: dict[str, Any] | None = None) -> Path:
+    facts = facts or host_facts()
+    key = json.dumps([CALIBRATION_VERSION, facts["cpu_model"], facts["cores"], _versions()])
+    return config.cache_dir() / "calibration" / (hashlib.sha256(key.encode()).hexdigest()[:16] + ".json")
+
+
+def calibrate(force: bool = False) -> HostCalibration:
+    """The host calibration, from the cache when it is fresh and readable, else measured (about a minute)."""
+    facts = host_facts()
+    path = cache_path(facts)
+    notes = []
+    if path.exists() and not force:
+        try:
+            cached = HostCalibration(**json.loads(path.read_text()))
+            if time.time() - cached.measured_at < MAX_AGE_S:
+                return cached
+            notes.append("the cached calibration was older than 30 days: re-measured")
+        except (ValueError, TypeError) as exc:
+            notes.append(f"the cached calibration at {path} was unreadable ({type(exc).__name__}): re-measured")
+    start = time.perf_counter()
+    single = sevenzip_single_mips()
+    gflops_1 = _matmul_gflops(512, 1)
+    gflops_n = _matmul_gflops(512, facts["cores"])
+    small_1, small_n = _matmul_gflops(64, 1), _matmul_gflops(64, facts["cores"])
+    result = HostCalibration(
+        cpu_model=facts["cpu_model"], arch=facts["arch"], cores=facts["cores"], clock_ghz=facts["clock_ghz"],
+        flops_per_cycle=facts["flops_per_cycle"], ram_mb=facts["ram_mb"], memcpy_mbps=memcpy_mbps(),
+        sevenzip_single_mips=single, ort_overhead_us=ort_overhead_us(), matmul_gflops_1t=gflops_1,
+        speedup_large=max(1.0, gflops_n / gflops_1), speedup_small=max(1.0, small_n / small_1),
+        versions=_versions(), measured_at=time.time(), seconds=0.0, notes=notes,
+    )
+    result = HostCalibration(**{**result.to_dict(), "seconds": round(time.perf_counter() - start, 1)})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_writer(path) as f:
+        f.write(json.dumps(result.to_dict(), indent=2).encode())
+    return result
+
+
+def memcpy_mbps(size: int = 64 * 2**20, repeats: int = 10) -> float:
+    """Bytes copied per second by one core over buffers far larger than the caches (best of ``repeats``)."""
+    src = np.ones(size, dtype=np.uint8)
+    dst = np.empty_like(src)
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        np.copyto(dst, src)
+        best = min(best, time.perf_counter() - start)
+    return size / best / 1e6
+
+
+def sevenzip_single_mips() -> float:
+    """The total rating of ``7zz b -mmt1`` (or ``7z``), as sbc-bench reports "7-zip single"."""
+    tool = shutil.which("7zz") or shutil.which("7z")
+    if tool is None:
+        raise BenchError(
+            "calibration needs 7-zip to measure scalar speed on the same scale as the device profiles: "
+            "install it (apt-get install 7zip)"
+        )
+    done = subprocess.run([tool, "b", "-mmt1"], capture_output=True, text=True, timeout=600)
+    match = re.search(r"^Tot:\s+\d+\s+\d+\s+(\d+)", done.stdout, re.M)
+    if done.returncode != 0 or match is None:
+        raise BenchError(f"7-zip benchmark failed: {done.stderr.strip() or done.stdout[-300:]}")
+    return float(match[1])
+
+
+def _session(model: Any, threads: int) -> Any:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.log_severity_level = 3
+    return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+
+
+def ort_overhead_us(runs: int = 3000) -> float:
+    """Median time of an onnxruntime run of an Identity model on one float: the per-run floor."""
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "identity",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])])
+    session = _session(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), 1)
+    feed = {"x": np.zeros(1, np.float32)}
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        session.run(None, feed)
+        times.append(time.perf_counter() - start)
+    return float(np.median(times[runs // 10:]) * 1e6)
+
+
+def _matmul_gflops(n: int, threads: int, seconds: float = 0.5) -> float:
+    from onnx import TensorProto, helper, numpy_helper
+
+    weight = numpy_helper.from_array(np.random.default_rng(0).normal(size=(n, n)).astype(np.float32), "w")
+    graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"])], "matmul",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [n, n])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [n, n])], initializer=[weight])
+    session = _session(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), threads)
+    feed = {"x": np.ones((n, n), np.float32)}
+    for _ in range(3):
+        session.run(None, feed)
+    runs, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        session.run(None, feed)
+        runs += 1
+    return 2 * n**3 * runs / (time.perf_counter() - start) / 1e9
+
+
+def host_profile(calibration: HostCalibration | None = None) -> DeviceProfile:
+    """This machine as a device profile, every figure measured (source: edgebench calibration)."""
+    c = calibration or calibrate()
+    source = f"measured by edgebench calibration on {c.cpu_model}"
+    figures = {
+        "cores": c.cores, "clock_ghz": c.clock_ghz, "flops_per_cycle": c.flops_per_cycle,
+        "ram_mb": c.ram_mb, "os_reserved_mb": 1.0, "memcpy_mbps": c.memcpy_mbps,
+        "sevenzip_single_mips": c.sevenzip_single_mips, "speedup_large": c.speedup_large,
+        "speedup_small": c.speedup_small,
+    }
+    return DeviceProfile(
+        name="host", title=f"this machine ({c.cpu_model})", arch=c.arch, cpu=c.cpu_model,
+        figures={k: Figure(float(v), source) for k, v in figures.items()}, path="(measured)", measured=True,
+    )
