@@ -138,7 +138,8 @@ def test_dynamic_shape_without_a_sample(bench_store, tmp_path):
     bench_store.add_version(bench_store.model_path(card).read_bytes() + b"", blank)
     with pytest.raises(eb.BenchError) as err:
         eb.benchmark("no-golden", ["rpi4-1gb"], store=bench_store)
-    assert "input 'image' of no-golden:1 has a dynamic dimension (shape [-1, 1, -1, -1]) and no sample" in str(err.value)
+    expected = "input 'image' of no-golden:1 has a dynamic dimension (shape [-1, 1, -1, -1]) and no sample"
+    assert expected in str(err.value)
     report = eb.benchmark("no-golden", ["rpi4-1gb"], sample={"image": np.zeros((1, 1, 28, 28), np.float32)},
                           seconds=0.2, store=bench_store)
     assert report.measured.flops > 0
@@ -158,6 +159,7 @@ def test_bad_arguments(bench_store):
 def test_int8_variant_is_stored_with_parity_and_benched_beside(bench_store, calibration):
     float_report, int8_report = eb.benchmark("digits-mlp", ["rpi4-1gb"], int8="dynamic", seconds=0.3,
                                              store=bench_store)
+    assert float_report.model == "digits-mlp:1" and float_report.variant_of is None
     assert int8_report.variant_of == "digits-mlp:1" and int8_report.model == "digits-mlp-int8:1"
     card = bench_store.get("digits-mlp-int8")
     assert card.metadata["quantized_from"] == "digits-mlp:1" and card.parity is not None
@@ -167,8 +169,9 @@ def test_int8_variant_is_stored_with_parity_and_benched_beside(bench_store, cali
 
 def test_int8_static_with_calibration_rows(bench_store, calibration, digits):
     x = digits[0][:40].astype(np.float32)
-    _, int8_report = eb.benchmark("digits-mlp", ["rpi4-1gb"], int8="static", sample={"X": x[:1]}, seconds=0.2,
-                                  store=bench_store)
+    reports = eb.benchmark("digits-mlp", ["rpi4-1gb"], int8="static", sample={"X": x[:1]}, seconds=0.2,
+                           store=bench_store)
+    assert reports[1].variant_of == "digits-mlp:1"
     assert bench_store.get("digits-mlp-int8").metadata["method"] == "static"
 
 

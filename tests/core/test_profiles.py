@@ -29,7 +29,8 @@ def test_a_minimal_profile_and_its_derived_figures():
     ("changes", "message"),
     [
         ({"cores": None}, "board.yaml: field 'cores' must be {value: NUMBER, source: TEXT}"),
-        ({"memcpy_mbps": {"value": "fast", "source": "x"}}, "field 'memcpy_mbps' has value 'fast'; it must be a number"),
+        ({"memcpy_mbps": {"value": "fast", "source": "x"}},
+         "field 'memcpy_mbps' has value 'fast'; it must be a number"),
         ({"memcpy_mbps": {"value": 10}}, "field 'memcpy_mbps' must be {value: NUMBER, source: TEXT}"),
         ({"memcpy_mbps": {"value": 10, "source": ""}}, "field 'memcpy_mbps' needs a source"),
         ({"memcpy_mbps": {"value": -1, "source": "x"}}, "it must be > 0"),
