@@ -3,8 +3,9 @@
 - FP32 peak per core: clock x FLOPs per cycle from the CPU's vector flags (the profiles' definition);
 - memcpy bandwidth on one core (bytes copied per second, tinymembench's definition), with numpy;
 - 7-zip single-thread rating (``7zz b -mmt1``, the same tool sbc-bench runs on the boards);
-- onnxruntime's per-run overhead (an Identity model), and measured single-thread MatMul GFLOPS and thread
-  speed-ups (for the host profile and the validation benchmark).
+- onnxruntime's per-run overhead (an Identity model) and per-node cost (a chain of small Relu nodes), the
+  time of one tree-node visit (a synthetic TreeEnsembleClassifier), measured single-thread MatMul GFLOPS and
+  thread speed-ups (for the host profile and the validation benchmark).
 
 The result is cached under ``~/.cache/edgebench/calibration``, keyed by CPU model, core count and library
 versions, re-measured when older than 30 days or unreadable.
@@ -32,7 +33,7 @@ from ..core.errors import BenchError
 from ..core.profiles import DeviceProfile, Figure
 from ..fsutil import atomic_writer
 
-CALIBRATION_VERSION = 1
+CALIBRATION_VERSION = 2
 MAX_AGE_S = 30 * 24 * 3600
 
 
@@ -47,6 +48,8 @@ class HostCalibration:
     memcpy_mbps: float
     sevenzip_single_mips: float
     ort_overhead_us: float
+    ort_node_us: float
+    tree_visit_ns: float
     matmul_gflops_1t: float
     speedup_large: float
     speedup_small: float
@@ -128,7 +131,8 @@ def calibrate(force: bool = False) -> HostCalibration:
     result = HostCalibration(
         cpu_model=facts["cpu_model"], arch=facts["arch"], cores=facts["cores"], clock_ghz=facts["clock_ghz"],
         flops_per_cycle=facts["flops_per_cycle"], ram_mb=facts["ram_mb"], memcpy_mbps=memcpy_mbps(),
-        sevenzip_single_mips=single, ort_overhead_us=ort_overhead_us(), matmul_gflops_1t=gflops_1,
+        sevenzip_single_mips=single, ort_overhead_us=ort_overhead_us(), ort_node_us=ort_node_us(),
+        tree_visit_ns=tree_visit_ns(), matmul_gflops_1t=gflops_1,
         speedup_large=max(1.0, gflops_n / gflops_1), speedup_small=max(1.0, small_n / small_1),
         versions=_versions(), measured_at=time.time(), seconds=0.0, notes=notes,
     )
@@ -175,21 +179,71 @@ def _session(model: Any, threads: int) -> Any:
     return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
 
 
-def ort_overhead_us(runs: int = 3000) -> float:
-    """Median time of an onnxruntime run of an Identity model on one float: the per-run floor."""
-    from onnx import TensorProto, helper
-
-    graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "identity",
-                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])])
-    session = _session(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), 1)
-    feed = {"x": np.zeros(1, np.float32)}
+def _median_run_us(model: Any, feed: dict[str, np.ndarray], runs: int = 2000) -> float:
+    session = _session(model, 1)
     times = []
     for _ in range(runs):
         start = time.perf_counter()
         session.run(None, feed)
         times.append(time.perf_counter() - start)
     return float(np.median(times[runs // 10:]) * 1e6)
+
+
+def _chain(nodes: int) -> Any:
+    from onnx import TensorProto, helper
+
+    ops = [helper.make_node("Relu", [f"t{i}"], [f"t{i + 1}"]) for i in range(nodes)]
+    graph = helper.make_graph(ops, "chain", [helper.make_tensor_value_info("t0", TensorProto.FLOAT, [1])],
+                              [helper.make_tensor_value_info(f"t{nodes}", TensorProto.FLOAT, [1])])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def ort_overhead_us() -> float:
+    """Median time of an onnxruntime run of a one-node model on one float: the per-run floor."""
+    return _median_run_us(_chain(1), {"t0": np.zeros(1, np.float32)})
+
+
+def ort_node_us(nodes: int = 64) -> float:
+    """Extra time per node of a chain of tiny nodes: what dispatching one kernel costs."""
+    feed = {"t0": np.zeros(1, np.float32)}
+    return max(_median_run_us(_chain(nodes), feed) - _median_run_us(_chain(1), feed), 0.0) / (nodes - 1)
+
+
+def tree_visit_ns(trees: int = 64, depth: int = 10) -> float:
+    """Time per tree-node visit of onnxruntime's TreeEnsembleClassifier on complete random trees."""
+    from onnx import TensorProto, helper
+
+    rng = np.random.default_rng(0)
+    per_tree = 2 ** (depth + 1) - 1
+    ids = np.arange(per_tree)
+    leaf = ids >= 2**depth - 1
+    attrs: dict[str, Any] = {
+        "nodes_treeids": np.repeat(np.arange(trees), per_tree).tolist(),
+        "nodes_nodeids": np.tile(ids, trees).tolist(),
+        "nodes_featureids": rng.integers(0, 16, trees * per_tree).tolist(),
+        "nodes_values": rng.normal(size=trees * per_tree).astype(np.float32).tolist(),
+        "nodes_modes": np.tile(np.where(leaf, "LEAF", "BRANCH_LEQ"), trees).tolist(),
+        "nodes_truenodeids": np.tile(np.where(leaf, 0, 2 * ids + 1), trees).tolist(),
+        "nodes_falsenodeids": np.tile(np.where(leaf, 0, 2 * ids + 2), trees).tolist(),
+        "nodes_hitrates": [1.0] * (trees * per_tree),
+        "nodes_missing_value_tracks_true": [0] * (trees * per_tree),
+    }
+    leaves = ids[leaf]
+    attrs.update({
+        "class_treeids": np.repeat(np.arange(trees), len(leaves)).tolist(),
+        "class_nodeids": np.tile(leaves, trees).tolist(),
+        "class_ids": rng.integers(0, 2, trees * len(leaves)).tolist(),
+        "class_weights": [1.0] * (trees * len(leaves)),
+        "classlabels_int64s": [0, 1],
+    })
+    node = helper.make_node("TreeEnsembleClassifier", ["x"], ["label", "scores"], domain="ai.onnx.ml", **attrs)
+    graph = helper.make_graph([node], "trees", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 16])],
+                              [helper.make_tensor_value_info("label", TensorProto.INT64, [1]),
+                               helper.make_tensor_value_info("scores", TensorProto.FLOAT, [1, 2])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("ai.onnx.ml", 3)])
+    feed = {"x": rng.normal(size=(1, 16)).astype(np.float32)}
+    run_us = _median_run_us(model, feed) - ort_overhead_us()
+    return max(run_us, 0.0) * 1000 / (trees * (depth + 1))
 
 
 def _matmul_gflops(n: int, threads: int, seconds: float = 0.5) -> float:

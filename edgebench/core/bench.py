@@ -9,7 +9,8 @@ The method (see docs/architecture.md and the team's device reference):
    and the run overhead by one-thread 7-zip rating;
 3. matrix time is divided by the device's speed-up at the thread count (Amdahl fitted to published CNN
    scaling), other classes are not;
-4. the result never goes below the roofline bound (FLOPs / all-core peak, weight bytes / bandwidth);
+4. the result never goes below the roofline bound (FLOPs / all-core peak; weight bytes / DRAM bandwidth for
+   weights too large to stay in cache);
 5. every prediction is a range: ``value / (1 + error)`` to ``value * (1 + error)``.
 """
 
@@ -40,6 +41,8 @@ SCALAR_OPS = {
 SMALL_TENSOR_ELEMENTS = 4096
 #: Above this many FLOPs per run a model scales like a large conv net, below like a small mobile net.
 LARGE_MODEL_FLOPS = 500e6
+#: Weights up to this size stay in cache from one run to the next, so DRAM bandwidth does not bound them.
+CACHE_BYTES = 4 * 2**20
 #: The method's stated relative error, from tests/benchmarks/bench_predict.py on this kind of machine and the
 #: published accuracy of FLOPs-based proxies without device data (docs/architecture.md).
 METHOD_ERROR = 0.5
@@ -212,8 +215,9 @@ def predict(device: DeviceProfile, host: DeviceProfile, measured: HostMeasuremen
            + (class_ms.get("scalar", 0.0) + overhead) * ratios["scalar"])
     bandwidth_gbps = device.value("dram_bandwidth_gbps") if "dram_bandwidth_gbps" in device.figures else \
         device.value("memcpy_mbps") / 1000
+    streamed = measured.weight_bytes if measured.weight_bytes > CACHE_BYTES else 0
     roofline_ms = max(measured.flops / (device.peak_gflops_core * device.cores * 1e9),
-                      measured.weight_bytes / (bandwidth_gbps * 1e9)) * 1000
+                      streamed / (bandwidth_gbps * 1e9)) * 1000
     reasons = []
     if roofline_ms > p50:
         reasons.append(f"raised to the roofline bound {roofline_ms:.3g} ms")

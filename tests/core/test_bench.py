@@ -56,6 +56,13 @@ def test_never_below_the_roofline():
     assert "roofline" in result.reasons[0]
 
 
+def test_weights_beyond_the_cache_are_bound_by_bandwidth_cached_ones_are_not():
+    big = predict(SLOW, HOST, measurement(weight_bytes=100 * 2**20), threads=4, slo=eb.SLO())
+    assert big.predicted_p50_ms == pytest.approx(100 * 2**20 / 2e9 * 1000)  # memcpy 2000 MB/s, no DRAM figure
+    small = predict(SLOW, HOST, measurement(weight_bytes=2**20), threads=4, slo=eb.SLO())
+    assert not small.reasons
+
+
 @pytest.mark.parametrize(
     ("slo", "verdict"),
     [(eb.SLO(p99_ms=100), "pass"), (eb.SLO(p99_ms=1), "fail"), (eb.SLO(p99_ms=20), "uncertain"),
