@@ -149,7 +149,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--int8", choices=["dynamic", "static"], help="also quantize and bench the int8 variant")
     p.add_argument("--seconds", type=float, default=2.0, help="length of each latency loop")
 
-    _command(sub, "demo", _demo, "train, export and check a digits model on the embedded defaults")
+    p = _command(sub, "demo", _demo, "the whole flow on embedded defaults: train, export, bench, build, test, "
+                                      "archive")
+    p.add_argument("--no-containers", action="store_true", help="skip build, test and publish")
 
     models = sub.add_parser("models", help="list, show and remove stored models").add_subparsers(
         title="models commands", metavar="ACTION")
@@ -329,7 +331,7 @@ def _demo(args: argparse.Namespace) -> tuple[Any, str]:
     from .demo import run_demo
 
     quiet = getattr(args, "json", False)
-    summary = run_demo(_store(args), say=(lambda _: None) if quiet else print)
+    summary = run_demo(_store(args), containers=not args.no_containers, say=(lambda _: None) if quiet else print)
     return summary, "demo done"
 
 

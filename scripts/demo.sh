@@ -1,6 +1,18 @@
 #!/usr/bin/env bash
-# The main job: set up edgebench, then run the demo flow on the embedded defaults. Extra arguments go to it.
+# The main job: set up edgebench, start a Docker Engine when possible (see services.sh), and run the demo flow
+# on the embedded defaults: train, export with parity, bench per device, build, test, archive the image.
+# Extra arguments go to `edgebench demo`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
-exec "${EDGEBENCH_VENV:-.venv}/bin/edgebench" demo "$@"
+trap 'scripts/services.sh stop' EXIT
+if scripts/services.sh start; then
+    # shellcheck disable=SC1091
+    . .run/env
+    export DOCKER_HOST
+    export EDGEBENCH_BASE_IMAGE=${EDGEBENCH_BASE_IMAGE:-"edgebench/base:bookworm-py311-{arch}"}
+else
+    echo "demo.sh: no Docker Engine: the demo will train, export and bench, and say what it skipped" >&2
+fi
+export ORT_DISABLE_TELEMETRY=1
+"${EDGEBENCH_VENV:-.venv}/bin/edgebench" demo "$@"
