@@ -141,7 +141,7 @@ def graph_stats(path: str | Path, feeds: dict[str, np.ndarray]) -> dict[str, Any
 
 
 _MEMORY_PROBE = """
-import json, resource, sys, numpy as np, onnxruntime as ort
+import json, sys, numpy as np, onnxruntime as ort
 path, threads, feeds_file = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 options = ort.SessionOptions(); options.intra_op_num_threads = threads; options.log_severity_level = 3
 options.add_session_config_entry("arena_extend_strategy", "kSameAsRequested")
@@ -150,7 +150,9 @@ if path != "-":
     session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
     for _ in range(20):
         session.run(None, feeds)
-print(json.dumps({"maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+# VmHWM, not ru_maxrss: exec keeps the parent's high-water mark in ru_maxrss, VmHWM belongs to this image
+hwm = next(line for line in open("/proc/self/status") if line.startswith("VmHWM:"))
+print(json.dumps({"maxrss_mb": int(hwm.split()[1]) / 1024}))
 """
 
 

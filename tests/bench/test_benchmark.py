@@ -214,3 +214,13 @@ def test_cli_profiles_and_bench_exit_codes(bench_store, calibration):
     bad = subprocess.run([*base, "bench", "digits-rf", "--device", "rpi9"], capture_output=True, text=True,
                          timeout=60)
     assert bad.returncode == 1 and "unknown device 'rpi9'" in bad.stderr
+
+
+def test_peak_memory_is_the_model_process_own_not_inherited_from_this_one(bench_store):
+    from edgebench.bench.measure import feeds_for, peak_memory_mb
+
+    card = bench_store.get("digits-rf")
+    ballast = np.ones(400 * 2**20 // 8)  # 400 MB in the parent: exec keeps it in ru_maxrss, not in VmHWM
+    peak, baseline = peak_memory_mb(bench_store.model_path(card), feeds_for(card), 1)
+    assert ballast.sum() > 0
+    assert baseline < peak < 300
