@@ -1,0 +1,116 @@
+"""The edge pipeline without a notebook: bench, build, test, publish, with the same gates as the notebooks.
+
+``run_pipeline`` reads like its steps. Each gate (SLO per device, image test) stops the flow when it fails;
+``PipelineResult.passed`` is what the CLI turns into an exit code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from .core.profiles import SLO
+from .progress import Silent
+from .store import Store, open_store
+
+#: Bench verdicts that stop a pipeline; "uncertain" passes with a warning (the interval straddles the budget).
+FAILING_VERDICTS = ("fail", "does not fit")
+
+
+@dataclass
+class PipelineResult:
+    model: str
+    gates: dict[str, bool] = field(default_factory=dict)
+    steps: dict[str, Any] = field(default_factory=dict)
+    skipped: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return all(self.gates.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "passed": self.passed}
+
+
+def run_pipeline(
+    model: str,
+    devices: Sequence[str],
+    slo: SLO,
+    *,
+    registry: str | None = None,
+    archive: str | None = None,
+    tags: Sequence[str] = (),
+    containers: bool = True,
+    skip_without_engine: bool = False,
+    memory: str = "512m",
+    store: Store | str | None = None,
+    client: Any = None,
+    say: Callable[[str], Any] = print,
+) -> PipelineResult:
+    """Bench ``model`` on ``devices`` against ``slo``; then build, test (under ``memory``) and publish to
+    ``registry`` (REGISTRY/REPOSITORY) or ``archive`` (a .tar path) when an engine answers.
+
+    Without an engine, the container steps are skipped with the reason, unless a registry or archive was asked
+    for: then the missing engine is a failure (``skip_without_engine=True`` skips anyway, as the demo does).
+    """
+    from .bench import benchmark
+
+    store = open_store(store)
+    card = store.get(model)
+    result = PipelineResult(model=card.ref)
+    if devices:
+        report = benchmark(card.ref, list(devices), slo, seconds=1.0, store=store, progress=Silent())
+        assert not isinstance(report, list)
+        result.steps["bench"] = {d.device: {"verdict": d.verdict, "p99_ms": d.interval_p99_ms,
+                                            "ram_mb": d.ram_needed_mb, "reasons": d.reasons} for d in report.devices}
+        for d in report.devices:
+            say(f"bench {d.device}: p99 {d.interval_p99_ms[0]:.3f}-{d.interval_p99_ms[1]:.3f} ms, RAM "
+                f"{d.ram_needed_mb:.0f}/{d.usable_ram_mb:.0f} MB: {d.verdict}")
+            if d.verdict == "uncertain":
+                result.warnings.append(f"{d.device}: {'; '.join(d.reasons)}")
+        result.gates["slo"] = not any(d.verdict in FAILING_VERDICTS for d in report.devices)
+        if not result.gates["slo"]:
+            say("gate slo: failed; stopping before the image steps")
+            return result
+    if containers:
+        _containers(card.ref, result, registry, archive, tags, memory, skip_without_engine, store, client, say)
+    return result
+
+
+def _containers(ref: str, result: PipelineResult, registry: str | None, archive: str | None,
+                tags: Sequence[str], memory: str, skip_without_engine: bool, store: Store, client: Any,
+                say: Callable[[str], Any]) -> None:
+    from .engine import docker_client, engine_available
+    from .image.builder import build_image
+    from .image.tester import test_image
+    from .registry import publish
+
+    if client is None:
+        ok, why = engine_available()
+        if not ok:
+            if (registry or archive) and not skip_without_engine:
+                result.gates["engine"] = False
+                say(f"gate engine: failed: {why}")
+            else:
+                result.skipped.append(f"build, test, publish: {why}")
+                say(f"build, test, publish: skipped: {why}")
+            return
+    docker = docker_client(client)
+    image = build_image(ref, store=store, client=docker, progress=Silent())
+    result.steps["build"] = {"image": image.tag, "id": image.id, "size_mb": round(image.size_bytes / 2**20, 1)}
+    say(f"build: {image.tag}, {image.size_bytes / 2**20:.0f} MiB, {image.build_seconds:.1f} s")
+    report = test_image(image, memory=memory, store=store, client=docker, progress=Silent())
+    result.steps["test"] = {"passed": report.passed, "summary": report.summary()}
+    result.gates["image_test"] = report.passed
+    say(f"test: {report.summary()}")
+    if not report.passed:
+        return
+    destination = registry or (f"oci-archive:{archive}" if archive else None)
+    if destination is None:
+        result.skipped.append("publish: no registry or archive given")
+        return
+    published = publish(image, destination, list(tags), store=store, client=docker, progress=Silent())
+    result.steps["publish"] = {"references": published.references, "digest": published.digest}
+    say("publish: " + ", ".join(published.references))
