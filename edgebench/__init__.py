@@ -22,6 +22,7 @@ from .core.errors import (
     InvalidInputError,
     InvalidNameError,
     ModelNotFoundError,
+    NotebookError,
     ParityError,
     ProfileError,
     PublishError,
@@ -35,8 +36,10 @@ from .core.profiles import SLO, DeviceProfile
 from .export import DEFAULT_OPSET, export_model, import_onnx
 from .image.builder import build_image, write_build_context
 from .image.tester import test_image
+from .pipeline import PipelineResult, run_pipeline
 from .profiles import list_profiles, load_profile
 from .registry import Credentials, PublishResult, publish
+from .runs import NotebookRun, SweepResult, record, run_notebook, sweep
 from .store import Run, Store
 from .store import open_store as _open_store
 from .transfer import LoadedImage, load_archive
@@ -65,9 +68,12 @@ __all__ = [
     "LoadedImage",
     "ModelCard",
     "ModelNotFoundError",
+    "NotebookError",
+    "NotebookRun",
     "OutputParity",
     "ParityError",
     "ParityReport",
+    "PipelineResult",
     "ProfileError",
     "PublishError",
     "PublishResult",
@@ -76,6 +82,7 @@ __all__ = [
     "Store",
     "StoreCorruptError",
     "StoreError",
+    "SweepResult",
     "TensorSpec",
     "Tolerance",
     "__version__",
@@ -89,7 +96,11 @@ __all__ = [
     "load_archive",
     "load_profile",
     "publish",
+    "record",
     "remove_model",
+    "run_notebook",
+    "run_pipeline",
+    "sweep",
     "test_image",
     "write_build_context",
 ]

@@ -135,6 +135,41 @@ def build_parser() -> argparse.ArgumentParser:
 
     profiles = sub.add_parser("profiles", help="device profiles: list, show, calibrate").add_subparsers(
         title="profiles commands", metavar="ACTION")
+    p = _command(sub, "run", _run, "run a notebook headless: executed copy, HTML report, results, gates")
+    p.add_argument("notebook")
+    p.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+                   help="notebook parameter (repeatable); lists as JSON, e.g. -p devices '[\"rpi4-1gb\"]'")
+    p.add_argument("--output-dir", help="where to write executed.ipynb, report.html, results.json")
+    p.add_argument("--timeout", type=float, help="seconds per cell")
+
+    p = _command(sub, "sweep", _sweep, "run a notebook over a parameter grid in parallel on Dask")
+    p.add_argument("notebook")
+    p.add_argument("--grid", required=True, help="YAML: parameters (name -> list), fixed (name -> value)")
+    p.add_argument("--scheduler", help="tcp://HOST:PORT of a Dask scheduler (default: a local cluster)")
+    p.add_argument("--workers", type=int, default=2, help="local cluster processes")
+    p.add_argument("--output-dir")
+
+    p = _command(sub, "pipeline", _pipeline, "bench, build, test and publish a stored model, with gates")
+    p.add_argument("--model", required=True, help="NAME or NAME:VERSION")
+    p.add_argument("--device", action="append", default=[], help="device profile (repeatable)")
+    p.add_argument("--slo-p99-ms", type=float)
+    p.add_argument("--slo-ram-mb", type=float)
+    p.add_argument("--registry", help="REGISTRY/REPOSITORY to push to")
+    p.add_argument("--archive", help="write the image to this .tar instead of pushing")
+    p.add_argument("--tag", action="append", default=[])
+    p.add_argument("--memory", default="512m", help="RAM limit for the image test")
+    p.add_argument("--no-containers", action="store_true", help="stop after the bench")
+
+    p = _command(sub, "export-pipeline", _export_pipeline, "write a CI pipeline that calls these commands")
+    p.add_argument("--format", required=True, choices=["tekton", "github-actions"])
+    p.add_argument("--model", default="digits-rf")
+    p.add_argument("--device", action="append", default=[])
+    p.add_argument("--slo-p99-ms", type=float, default=20.0)
+    p.add_argument("--slo-ram-mb", type=float, default=256.0)
+    p.add_argument("--registry")
+    p.add_argument("--no-train", action="store_true", help="do not run notebooks/train.ipynb first")
+    p.add_argument("-o", "--output", help="file to write (default: print)")
+
     _command(profiles, "list", _profiles_list, "every device profile on the search path")
     _command(profiles, "show", _profiles_show, "one profile with every figure and its source").add_argument("name")
     _command(profiles, "calibrate", _profiles_calibrate, "measure this host (cached)").add_argument(
@@ -262,6 +297,61 @@ def _load(args: argparse.Namespace) -> tuple[Any, str]:
 
     loaded = load_archive(args.archive)
     return loaded.__dict__, f"loaded {loaded.image_id} ({', '.join(loaded.tags) or 'untagged'})"
+
+
+def _run(args: argparse.Namespace) -> tuple[Any, str]:
+    from .runs import run_notebook
+
+    given = dict(args.parameter)
+    run = run_notebook(args.notebook, given, output_dir=args.output_dir, from_text=True, timeout=args.timeout,
+                       store=_store(args))
+    lines = [f"ran {Path(run.notebook).name} in {run.seconds:.1f} s", f"  report:   {run.report}",
+             f"  notebook: {run.executed}"]
+    lines += [f"  {k}: {v}" for k, v in run.results.items() if k != "gates"]
+    lines += [f"  gate {k}: {'passed' if v else 'FAILED'}" for k, v in run.gates.items()]
+    if not run.passed:
+        raise StepFailed("\n".join(lines) + "\na gate failed", run.to_dict())
+    return run.to_dict(), "\n".join(lines)
+
+
+def _sweep(args: argparse.Namespace) -> tuple[Any, str]:
+    from .runs import sweep
+
+    result = sweep(args.notebook, args.grid, scheduler=args.scheduler, workers=args.workers,
+                   output_dir=args.output_dir, store=_store(args))
+    text = f"{len(result.rows)} runs on {result.scheduler}\n{result.table()}"
+    if result.failed:
+        raise StepFailed(text + f"\n{len(result.failed)} of {len(result.rows)} runs failed", result.to_dict())
+    return result.to_dict(), text
+
+
+def _pipeline(args: argparse.Namespace) -> tuple[Any, str]:
+    from .core.profiles import SLO
+    from .pipeline import run_pipeline
+
+    if args.registry and args.archive:
+        raise InvalidInputError("give --registry or --archive, not both")
+    lines: list[str] = []
+    say = lines.append if args.json else print
+    result = run_pipeline(args.model, args.device, SLO(p99_ms=args.slo_p99_ms, ram_mb=args.slo_ram_mb),
+                          registry=args.registry, archive=args.archive, tags=args.tag,
+                          containers=not args.no_containers, memory=args.memory, store=_store(args), say=say)
+    gates = ", ".join(f"{k} {'passed' if v else 'FAILED'}" for k, v in result.gates.items()) or "none"
+    if not result.passed:
+        raise StepFailed(f"pipeline for {result.model}: gates {gates}", result.to_dict())
+    return result.to_dict(), f"pipeline for {result.model}: gates {gates}"
+
+
+def _export_pipeline(args: argparse.Namespace) -> tuple[Any, str]:
+    from .ci import export_pipeline
+
+    text = export_pipeline(args.format, model=args.model, devices=args.device or ["rpi4-1gb"],
+                           slo_p99_ms=args.slo_p99_ms, slo_ram_mb=args.slo_ram_mb, registry=args.registry,
+                           train=not args.no_train)
+    if args.output:
+        Path(args.output).write_text(text)
+        return {"format": args.format, "path": args.output}, f"wrote {args.output}"
+    return {"format": args.format, "yaml": text}, text.rstrip()
 
 
 def _profiles_list(args: argparse.Namespace) -> tuple[Any, str]:

@@ -33,3 +33,9 @@ def base_image() -> str:
 def docker_host() -> str:
     """Where the Docker Engine is expected: ``$DOCKER_HOST`` or the default socket."""
     return os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+
+
+def run_dir() -> Path | None:
+    """The folder of the notebook run in progress (set by ``edgebench run``), if any."""
+    value = os.environ.get("EDGEBENCH_RUN_DIR")
+    return Path(value) if value else None

@@ -18,6 +18,11 @@ from .store import Store, open_store
 FAILING_VERDICTS = ("fail", "does not fit")
 
 
+def slo_gate(report: Any) -> bool:
+    """The SLO gate of a BenchReport: no device fails or does not fit ("uncertain" passes with a warning)."""
+    return not any(d.verdict in FAILING_VERDICTS for d in report.devices)
+
+
 @dataclass
 class PipelineResult:
     model: str
@@ -70,7 +75,7 @@ def run_pipeline(
                 f"{d.ram_needed_mb:.0f}/{d.usable_ram_mb:.0f} MB: {d.verdict}")
             if d.verdict == "uncertain":
                 result.warnings.append(f"{d.device}: {'; '.join(d.reasons)}")
-        result.gates["slo"] = not any(d.verdict in FAILING_VERDICTS for d in report.devices)
+        result.gates["slo"] = slo_gate(report)
         if not result.gates["slo"]:
             say("gate slo: failed; stopping before the image steps")
             return result

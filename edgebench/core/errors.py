@@ -16,7 +16,8 @@
     ├── EngineUnavailableError   no Docker Engine reachable
     ├── BuildError               an image build that failed
     ├── ContainerTestError       an image that could not be tested
-    └── PublishError             a push, pull-back or transfer that failed
+    ├── PublishError             a push, pull-back or transfer that failed
+    └── NotebookError            a notebook run whose cell raised
 
 Each error carries structured fields (``model``, ``device``, ``image``, ``command``, ``registry``, ...) in
 ``details`` so that the CLI, the REST API and the notebook panels can show them without parsing the message.
@@ -96,6 +97,10 @@ class ContainerTestError(EdgebenchError):
 
 
 class PublishError(EdgebenchError):
+    pass
+
+
+class NotebookError(EdgebenchError):
     pass
 
 
