@@ -119,3 +119,11 @@ def get_model(ref: str, store: Store | str | os.PathLike[str] | None = None) -> 
 def remove_model(ref: str, store: Store | str | os.PathLike[str] | None = None) -> list[int]:
     """Remove every version of ``"name"``, or one ``"name:version"``; returns the versions removed."""
     return _open_store(store).remove(ref)
+
+
+def _jupyter_server_extension_points() -> list[dict[str, str]]:
+    return [{"module": "edgebench.server"}]
+
+
+def _jupyter_labextension_paths() -> list[dict[str, str]]:
+    return [{"src": "labextension", "dest": "edgebench"}]

@@ -255,38 +255,38 @@ def _serve(args: argparse.Namespace) -> tuple[Any, str]:
 
 def _build(args: argparse.Namespace) -> tuple[Any, str]:
     from .image.builder import build_image, write_build_context
-    from .progress import Lines, Silent
+    from .progress import Lines
 
     if args.context_only:
         folder = write_build_context(args.ref, args.context_only, args.platform, base_image=args.base_image,
                                      store=_store(args))
         return {"context": str(folder)}, f"wrote the build context to {folder}"
     image = build_image(args.ref, args.platform, base_image=args.base_image, tags=args.tag, store=_store(args),
-                        progress=Silent() if args.json else Lines())
+                        progress=Lines())
     return ({**image.to_dict(), "build_log": None},
             f"built {image.tag} ({image.platform}, {image.size_bytes / 2**20:.1f} MiB) in {image.build_seconds:.1f} s")
 
 
 def _test_image(args: argparse.Namespace) -> tuple[Any, str]:
     from .image.tester import test_image
-    from .progress import Lines, Silent
+    from .progress import Lines
 
     report = test_image(args.image, memory=args.memory, cpuset=args.cpuset, timeout=args.timeout,
-                        store=_store(args), progress=Silent() if args.json else Lines())
+                        store=_store(args), progress=Lines())
     if not report.passed:
         raise StepFailed(report.summary(), report.to_dict())
     return report.to_dict(), report.summary()
 
 
 def _publish(args: argparse.Namespace) -> tuple[Any, str]:
-    from .progress import Lines, Silent
+    from .progress import Lines
     from .registry import publish
 
     destination = args.to or args.destination
     if not destination or (args.to and args.destination):
         raise InvalidInputError("give either REGISTRY/REPOSITORY or --to oci-archive:FILE.tar")
     result = publish(args.image, destination, args.tag, force=args.force, pull_back=args.pull_back,
-                     store=_store(args), progress=Silent() if args.json else Lines())
+                     store=_store(args), progress=Lines())
     lines = [f"published {result.model} ({result.pushed_bytes / 2**20:.1f} MiB in {result.seconds:.1f} s)"]
     lines += [f"  {reference}" for reference in result.references]
     return result.to_dict(), "\n".join(lines)
@@ -393,12 +393,12 @@ def _profiles_calibrate(args: argparse.Namespace) -> tuple[Any, str]:
 def _bench(args: argparse.Namespace) -> tuple[Any, str]:
     from .bench import benchmark
     from .core.profiles import SLO
-    from .progress import Lines, Silent
+    from .progress import Lines
 
     slo = SLO(p99_ms=args.slo_p99_ms, ram_mb=args.slo_ram_mb)
     result = benchmark(args.ref, args.device or ["rpi4-1gb"], slo, in_container=args.in_container,
                        int8=args.int8 or False, seconds=args.seconds, store=_store(args),
-                       progress=Silent() if args.json else Lines())
+                       progress=Lines())
     reports = result if isinstance(result, list) else [result]
     data = [r.to_dict() for r in reports] if len(reports) > 1 else reports[0].to_dict()
     lines = []

@@ -1,0 +1,163 @@
+"""Step runs started from the panel: each is the ``edgebench`` command in a child process, so that it runs
+outside the request thread, survives a browser reload, streams its progress lines, and can be cancelled."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..core.errors import EngineUnavailableError, InvalidInputError
+from ..core.names import parse_ref
+from ..engine import engine_available
+from ..state import model_state
+from ..store import Store
+
+STEPS = ("bench", "build", "test", "publish")
+DOCKER_STEPS = ("build", "test", "publish")
+MAX_LOG_LINES = 500
+
+
+class RunConflict(InvalidInputError):
+    """A second run on a model that already has one (HTTP 409)."""
+
+
+@dataclass
+class PanelRun:
+    id: int
+    model: str
+    step: str
+    command: list[str]
+    status: str = "running"  # running | passed | failed | cancelled
+    started: float = field(default_factory=time.time)
+    finished: float | None = None
+    progress: dict[str, Any] = field(default_factory=lambda: {"done": 0, "total": 0, "message": "starting"})
+    log: list[str] = field(default_factory=list)
+    result: Any = None
+    error: str | None = None
+    process: subprocess.Popen[str] | None = field(default=None, repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "model": self.model, "step": self.step, "status": self.status,
+                "started": self.started, "finished": self.finished, "progress": self.progress,
+                "log": self.log[-MAX_LOG_LINES:], "result": self.result, "error": self.error}
+
+
+class RunManager:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.runs: dict[int, PanelRun] = {}
+        self.lock = threading.Lock()
+        self.next_id = 1
+
+    def start(self, model: object, step: object, params: dict[str, Any]) -> PanelRun:
+        if step not in STEPS:
+            raise InvalidInputError(f"unknown step {step!r}: use one of {', '.join(STEPS)}", step=str(step))
+        card = self.store.get(parse_ref(model))  # 404 for a model that is not (or no longer) stored
+        if step in DOCKER_STEPS:
+            ok, why = engine_available()
+            if not ok:
+                raise EngineUnavailableError(f"{step} needs a Docker Engine: {why}")
+        command = self._command(card.ref, str(step), params)
+        with self.lock:
+            busy = next((r for r in self.runs.values() if r.model == card.name and r.status == "running"), None)
+            if busy:
+                raise RunConflict(f"a {busy.step} run for {card.name} is already running (run {busy.id}): wait for it "
+                                  "or cancel it", model=card.name, run=busy.id)
+            run = PanelRun(self.next_id, card.name, str(step), command)
+            self.next_id += 1
+            self.runs[run.id] = run
+        run.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        threading.Thread(target=self._follow, args=(run,), daemon=True).start()
+        return run
+
+    def _command(self, ref: str, step: str, params: dict[str, Any]) -> list[str]:
+        base = [sys.executable, "-m", "edgebench", "--home", str(self.store.home)]
+        if step == "bench":
+            devices = params.get("devices") or ["rpi4-1gb"]
+            if not isinstance(devices, list) or not all(isinstance(d, str) for d in devices):
+                raise InvalidInputError("devices must be a list of profile names")
+            command = [*base, "bench", ref, *(a for d in devices for a in ("--device", d))]
+            for key, flag in (("slo_p99_ms", "--slo-p99-ms"), ("slo_ram_mb", "--slo-ram-mb"), ("seconds", "--seconds")):
+                if params.get(key) is not None:
+                    value = params[key]
+                    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+                        raise InvalidInputError(f"{key} must be a number > 0, got {value!r}")
+                    command += [flag, str(value)]
+            return [*command, "--json"]
+        if step == "build":
+            return [*base, "build", ref, "--platform", str(params.get("platform", "linux/amd64")), "--json"]
+        image = params.get("image") or (model_state(self.store, self.store.get(ref)).get("image") or {}).get("tag")
+        if not image:
+            raise InvalidInputError(f"{ref} has no image yet: build it first")
+        if step == "test":
+            return [*base, "test-image", str(image), "--memory", str(params.get("memory", "512m")), "--json"]
+        destination = params.get("destination")
+        if not isinstance(destination, str) or not destination:
+            raise InvalidInputError("publish needs a destination: REGISTRY/REPOSITORY or oci-archive:FILE.tar")
+        tags = params.get("tags") or []
+        command = [*base, "publish", str(image)]
+        command += ["--to", destination] if destination.startswith("oci-archive:") else [destination]
+        command += [a for t in tags for a in ("--tag", str(t))]
+        return [*command, *(["--force"] if params.get("force") else []), "--json"]
+
+    def _follow(self, run: PanelRun) -> None:
+        assert run.process is not None
+        assert run.process.stderr is not None and run.process.stdout is not None
+        for line in run.process.stderr:
+            line = line.rstrip()
+            run.log.append(line)
+            del run.log[:-MAX_LOG_LINES]
+            if line.startswith("[") and "] " in line and "/" in line.split("]")[0]:
+                done, _, total = line[1:].split("]")[0].partition("/")
+                if done.isdigit() and total.isdigit():
+                    run.progress = {"done": int(done), "total": int(total), "message": line.split("] ", 1)[1]}
+            elif line.startswith("error: "):
+                run.error = line[len("error: "):]
+        out = run.process.stdout.read()
+        code = run.process.wait()
+        try:
+            run.result = json.loads(out) if out.strip() else None
+        except ValueError:
+            run.result = None
+        if run.status == "running":
+            run.status = "passed" if code == 0 else "failed"
+            if code != 0 and run.error is None:
+                run.error = f"the {run.step} step exited with code {code}"
+        run.finished = time.time()
+
+    def get(self, run_id: int) -> PanelRun:
+        run = self.runs.get(run_id)
+        if run is None:
+            raise LookupRunError(f"no run {run_id} in this server session", run=run_id)
+        return run
+
+    def cancel(self, run_id: int, reason: str = "cancelled") -> PanelRun:
+        run = self.get(run_id)
+        if run.status == "running" and run.process is not None:
+            run.status = "cancelled"
+            run.error = reason
+            run.process.terminate()
+        return run
+
+    def cancel_model(self, name: str, reason: str) -> list[int]:
+        active = [r.id for r in self.runs.values() if r.model == name and r.status == "running"]
+        for run_id in active:
+            self.cancel(run_id, reason)
+        return active
+
+    def list(self) -> list[PanelRun]:
+        return sorted(self.runs.values(), key=lambda r: -r.id)
+
+    def shutdown(self) -> None:
+        for run in self.runs.values():
+            if run.status == "running" and run.process is not None:
+                run.process.terminate()
+
+
+class LookupRunError(InvalidInputError, LookupError):
+    """No such panel run (HTTP 404)."""

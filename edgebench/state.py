@@ -1,0 +1,60 @@
+"""Where each stored model stands in the flow (exported, benched, built, tested, published), read from the
+store's step runs. The JupyterLab panel, the REST API and the notebook widgets all show this."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .core.card import ModelCard
+from .store import Run, Store
+
+
+def _latest(runs: list[Run], step: str, version: int | None = None) -> Run | None:
+    return next((r for r in runs if r.step == step and (version is None or r.version == version)), None)
+
+
+def model_state(store: Store, card: ModelCard, runs: list[Run] | None = None) -> dict[str, Any]:
+    """The latest result of every step for ``card``'s version."""
+    runs = runs if runs is not None else store.runs(card.name, limit=500)
+    mine = [r for r in runs if r.version == card.version]
+    bench = _latest(mine, "bench")
+    build = next((r for r in mine if r.step == "build" and r.status == "passed"), None)
+    image_id = (build.outputs or {}).get("id") if build else None
+    test = next((r for r in mine if r.step == "test" and (r.outputs or {}).get("image_id") == image_id), None) \
+        if image_id else None
+    publish = next((r for r in mine if r.step == "publish" and r.status == "passed"), None)
+    return {
+        "name": card.name,
+        "version": card.version,
+        "ref": card.ref,
+        "estimator": card.estimator,
+        "size_bytes": card.size_bytes,
+        "created": card.created,
+        "parity": card.parity.verdict if card.parity else None,
+        "bench": {
+            "status": bench.status, "run": bench.id, "finished": bench.finished,
+            "devices": {d["device"]: d["verdict"] for d in (bench.outputs or {}).get("devices", [])},
+        } if bench else None,
+        "image": {"tag": (build.outputs or {}).get("tags", [None])[0], "id": image_id,
+                  "size_bytes": (build.outputs or {}).get("size_bytes"), "run": build.id} if build else None,
+        "image_test": {"status": test.status, "run": test.id, "cold_start_s": (test.outputs or {}).get("cold_start_s")}
+        if test else None,
+        "published": {"destination": (publish.outputs or {}).get("destination"),
+                      "digest": (publish.outputs or {}).get("digest"),
+                      "references": (publish.outputs or {}).get("references", []), "run": publish.id}
+        if publish else None,
+    }
+
+
+def model_detail(store: Store, ref: str) -> dict[str, Any]:
+    """The card, the state, the latest bench table and the recent runs of one model."""
+    card = store.get(ref)
+    runs = store.runs(card.name, limit=500)
+    bench = _latest([r for r in runs if r.version == card.version], "bench")
+    return {
+        "card": card.to_dict(),
+        "state": model_state(store, card, runs),
+        "bench": (bench.outputs or {}) if bench else None,
+        "runs": [{"id": r.id, "step": r.step, "status": r.status, "version": r.version, "started": r.started,
+                  "finished": r.finished} for r in runs[:30]],
+    }

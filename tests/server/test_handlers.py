@@ -1,0 +1,160 @@
+"""Every REST handler through a real Jupyter server: authentication, models, profiles, runs, errors."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+from tornado.httpclient import AsyncHTTPClient, HTTPClientError
+
+import edgebench as eb
+
+
+async def call(jp_fetch, *path, method="GET", body=None, expect=200):
+    kwargs = {"method": method}
+    if body is not None:
+        kwargs["body"] = body if isinstance(body, str | bytes) else json.dumps(body)
+    try:
+        response = await jp_fetch("edgebench", *path, **kwargs)
+        status, payload = response.code, json.loads(response.body)
+    except HTTPClientError as exc:
+        status, payload = exc.code, json.loads(exc.response.body)
+    assert status == expect, payload
+    return payload
+
+
+async def wait_for(jp_fetch, run_id, timeout=120):
+    for _ in range(int(timeout * 10)):
+        run = await call(jp_fetch, "runs", str(run_id))
+        if run["status"] != "running":
+            return run
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"run {run_id} still running")
+
+
+@pytest.fixture
+def exported(store, digits, digits_rf):
+    return eb.export_model(digits_rf, digits[0][:10], "digits-rf", store=store)
+
+
+async def test_without_a_token_every_route_is_forbidden(jp_fetch, jp_http_port, jp_base_url):
+    client = AsyncHTTPClient()
+    for path in ("status", "models", "profiles", "runs", "models/digits-rf"):
+        with pytest.raises(HTTPClientError) as err:
+            await client.fetch(f"http://localhost:{jp_http_port}{jp_base_url}edgebench/{path}")
+        assert err.value.code == 403, path
+    with pytest.raises(HTTPClientError) as err:
+        await client.fetch(f"http://localhost:{jp_http_port}{jp_base_url}edgebench/runs", method="POST",
+                           body=json.dumps({"model": "digits-rf", "step": "bench"}))
+    assert err.value.code == 403
+
+
+async def test_status_reports_the_store_and_the_engine(jp_fetch, store):
+    status = await call(jp_fetch, "status")
+    assert status["store"] == str(store.home) and status["version"] == eb.__version__
+    assert isinstance(status["engine"]["available"], bool) and status["engine"]["message"]
+
+
+async def test_empty_store_lists_no_models(jp_fetch):
+    assert await call(jp_fetch, "models") == {"models": []}
+
+
+async def test_a_model_exported_in_a_kernel_shows_up_with_its_state(jp_fetch, exported):
+    (model,) = (await call(jp_fetch, "models"))["models"]
+    assert model["ref"] == "digits-rf:1" and model["parity"] == "pass"
+    assert model["bench"] is None and model["image"] is None and model["published"] is None
+    detail = await call(jp_fetch, "models", "digits-rf")
+    assert detail["card"]["inputs"][0]["shape"] == [-1, 64] and detail["runs"][0]["step"] == "export"
+
+
+async def test_unknown_model_is_404_with_a_message(jp_fetch):
+    payload = await call(jp_fetch, "models", "ghost", expect=404)
+    assert "no model named 'ghost'" in payload["error"] and payload["type"] == "ModelNotFoundError"
+    payload = await call(jp_fetch, "runs", method="POST", body={"model": "ghost", "step": "bench"}, expect=404)
+    assert "no model named 'ghost'" in payload["error"]
+
+
+async def test_profiles(jp_fetch):
+    names = [p["name"] for p in (await call(jp_fetch, "profiles"))["profiles"]]
+    assert "rpi4-1gb" in names and "jetson-orin-nano" in names
+
+
+async def test_bench_run_from_the_panel_completes_and_is_recorded(jp_fetch, exported, store):
+    run = await call(jp_fetch, "runs", method="POST", expect=202,
+                     body={"model": "digits-rf", "step": "bench",
+                           "params": {"devices": ["rpi4-1gb"], "slo_p99_ms": 50, "seconds": 0.2}})
+    assert run["status"] == "running" and run["step"] == "bench"
+    done = await wait_for(jp_fetch, run["id"])
+    assert done["status"] == "passed", done
+    assert done["result"]["devices"][0]["verdict"] == "pass"
+    assert any(line.startswith("[") for line in done["log"])  # progress lines
+    listed = await call(jp_fetch, "runs")
+    assert listed["runs"][0]["id"] == run["id"]  # a reloaded panel finds it
+    state = (await call(jp_fetch, "models"))["models"][0]
+    assert state["bench"]["devices"] == {"rpi4-1gb": "pass"}
+
+
+async def test_two_runs_on_one_model_at_once_conflict(jp_fetch, exported):
+    first = await call(jp_fetch, "runs", method="POST", expect=202,
+                       body={"model": "digits-rf", "step": "bench", "params": {"seconds": 3}})
+    second = await call(jp_fetch, "runs", method="POST", expect=409,
+                        body={"model": "digits-rf", "step": "bench", "params": {}})
+    assert f"a bench run for digits-rf is already running (run {first['id']})" in second["error"]
+    cancelled = await call(jp_fetch, "runs", str(first["id"]), method="DELETE")
+    assert cancelled["status"] == "cancelled"
+
+
+async def test_a_run_for_a_model_deleted_meanwhile_is_cancelled_with_the_reason(jp_fetch, exported):
+    run = await call(jp_fetch, "runs", method="POST", expect=202,
+                     body={"model": "digits-rf", "step": "bench", "params": {"seconds": 5}})
+    deleted = await call(jp_fetch, "models", "digits-rf", method="DELETE")
+    assert deleted["removed"] == [1] and deleted["cancelled_runs"] == [run["id"]]
+    done = await wait_for(jp_fetch, run["id"])
+    assert done["status"] == "cancelled" and done["error"] == "cancelled: the model was deleted"
+    assert (await call(jp_fetch, "models")) == {"models": []}
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [("{not json", "request body is not valid JSON"),
+     ("[1, 2]", "request body must be a JSON object"),
+     ({"model": "digits-rf", "step": "deploy"}, "unknown step 'deploy'"),
+     ({"model": "digits-rf", "step": "bench", "params": []}, "params must be a JSON object"),
+     ({"model": "digits-rf", "step": "bench", "params": {"devices": "rpi4-1gb"}}, "devices must be a list"),
+     ({"model": "digits-rf", "step": "bench", "params": {"slo_p99_ms": -1}}, "slo_p99_ms must be a number > 0"),
+     ({"model": "../etc", "step": "bench"}, "contains a path separator")],
+)
+async def test_malformed_bodies_are_400_with_a_message(jp_fetch, exported, body, message):
+    payload = await call(jp_fetch, "runs", method="POST", body=body, expect=400)
+    assert message in payload["error"]
+
+
+async def test_unknown_run_is_404(jp_fetch):
+    payload = await call(jp_fetch, "runs", "999", expect=404)
+    assert "no run 999" in payload["error"]
+
+
+async def test_docker_steps_without_an_engine_say_why(jp_fetch, exported, monkeypatch, tmp_path):
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/none.sock")
+    payload = await call(jp_fetch, "runs", method="POST", body={"model": "digits-rf", "step": "build"}, expect=503)
+    assert "build needs a Docker Engine: no Docker Engine answers" in payload["error"]
+    status = await call(jp_fetch, "status")
+    assert status["engine"]["available"] is False and "DOCKER_HOST" in status["engine"]["message"]
+
+
+async def test_test_and_publish_need_an_image_first(jp_fetch, exported, engine):
+    payload = await call(jp_fetch, "runs", method="POST", body={"model": "digits-rf", "step": "test"}, expect=400)
+    assert "digits-rf:1 has no image yet: build it first" in payload["error"]
+
+
+async def test_build_then_test_from_the_panel(jp_fetch, exported, engine):
+    run = await call(jp_fetch, "runs", method="POST", body={"model": "digits-rf", "step": "build"}, expect=202)
+    done = await wait_for(jp_fetch, run["id"], timeout=300)
+    assert done["status"] == "passed", done
+    run = await call(jp_fetch, "runs", method="POST", body={"model": "digits-rf", "step": "test"}, expect=202)
+    done = await wait_for(jp_fetch, run["id"], timeout=300)
+    assert done["status"] == "passed" and done["result"]["passed"] is True
+    state = (await call(jp_fetch, "models"))["models"][0]
+    assert state["image"]["tag"] == "edgebench/digits-rf:1-amd64" and state["image_test"]["status"] == "passed"
+    engine.images.remove(state["image"]["tag"], force=True)
