@@ -43,6 +43,7 @@ from .runs import NotebookRun, SweepResult, record, run_notebook, sweep
 from .store import Run, Store
 from .store import open_store as _open_store
 from .transfer import LoadedImage, load_archive
+from .widgets import Workbench
 
 __version__ = "0.1.0"
 
@@ -85,6 +86,7 @@ __all__ = [
     "SweepResult",
     "TensorSpec",
     "Tolerance",
+    "Workbench",
     "__version__",
     "benchmark",
     "build_image",

@@ -1,0 +1,146 @@
+"""ipywidgets panels: ``eb.Workbench(model_or_name)`` shows the same steps as the JupyterLab side panel, for the
+estimator just trained or a stored model: device picker, SLO fields, Export / Bench / Build / Test / Publish,
+a progress bar, and each step's result (tables, chart) below."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..core.errors import EdgebenchError
+from ..core.profiles import SLO
+from ..store import Store, open_store
+
+
+class _WidgetProgress:
+    def __init__(self, bar: Any, label: Any) -> None:
+        self.bar, self.label = bar, label
+
+    def step(self, done: int, total: int, message: str) -> None:
+        self.bar.max = max(total, 1)
+        self.bar.value = min(done, self.bar.max)
+        self.label.value = message[:160]
+
+    def log(self, line: str) -> None:
+        pass
+
+    def close(self) -> None:
+        self.bar.value = self.bar.max
+
+
+class Workbench:
+    """A notebook panel for one model.
+
+    Parameters
+    ----------
+    model : a fitted estimator, or "name" / "name:version" of a stored model
+    sample : rows for export (needed with an estimator)
+    name : the model's name in the store (with an estimator)
+    """
+
+    def __init__(self, model: Any, sample: Any = None, *, name: str | None = None,
+                 devices: tuple[str, ...] = ("rpi4-1gb", "jetson-orin-nano"), store: Store | str | None = None,
+                 client: Any = None) -> None:
+        import ipywidgets as w
+
+        from ..profiles import list_profiles
+
+        self.store = open_store(store)
+        self.client = client
+        self.estimator = None if isinstance(model, str) else model
+        self.sample = sample
+        self.ref: str | None = model if isinstance(model, str) else None
+        if self.estimator is not None and not name:
+            raise EdgebenchError("give name='...' to store the estimator under")
+        self.name = name
+        if self.ref is not None:
+            self.ref = self.store.get(self.ref).ref  # fails now, with the store's message, for a wrong name
+        choices = [p.name for p in list_profiles()]
+        self.devices = w.SelectMultiple(options=choices, value=[d for d in devices if d in choices],
+                                        description="Devices", rows=min(6, len(choices)))
+        self.p99 = w.FloatText(value=20.0, description="SLO p99 ms")
+        self.ram = w.FloatText(value=256.0, description="SLO RAM MB")
+        self.destination = w.Text(placeholder="REGISTRY/REPOSITORY or oci-archive:FILE.tar", description="Publish to")
+        self.buttons = {step: w.Button(description=step.capitalize(), tooltip=tip) for step, tip in (
+            ("export", "convert to ONNX with a parity check and store it"),
+            ("bench", "measure here, predict each device"),
+            ("build", "build the inference image"),
+            ("test", "run the image under limits and check it"),
+            ("publish", "push the tested image"),
+        )}
+        for step, button in self.buttons.items():
+            button.on_click(lambda _, step=step: self.run(step))
+        self.bar = w.IntProgress(value=0, min=0, max=1)
+        self.status = w.Label()
+        self.output = w.Output()
+        self.title = w.HTML()
+        self.image: Any = None
+        self.results: dict[str, Any] = {}
+        self.widget = w.VBox([
+            self.title, w.HBox([self.devices, w.VBox([self.p99, self.ram, self.destination])]),
+            w.HBox(list(self.buttons.values())), w.HBox([self.bar, self.status]), self.output,
+        ])
+        self._refresh()
+
+    def _refresh(self) -> None:
+        from ..engine import engine_available
+
+        exported = self.ref is not None
+        engine_ok, why = engine_available()
+        self.title.value = (f"<b>{self.ref}</b>" if exported else f"<b>{self.name}</b> (not exported yet)")
+        self.buttons["export"].disabled = self.estimator is None
+        self.buttons["bench"].disabled = not exported
+        for step in ("build", "test", "publish"):
+            self.buttons[step].disabled = not (exported and engine_ok)
+            self.buttons[step].tooltip = self.buttons[step].tooltip if engine_ok else why
+        self.buttons["test"].disabled |= self.image is None
+        self.buttons["publish"].disabled |= self.image is None
+
+    def run(self, step: str) -> Any:
+        """Run one step as the buttons do; its result is shown below and returned."""
+        from ..bench import benchmark
+        from ..export import export_model
+        from ..image.builder import build_image
+        from ..image.tester import test_image
+        from ..registry import publish
+
+        progress = _WidgetProgress(self.bar, self.status)
+        self.output.clear_output()
+        progress.step(0, 1, f"{step} ...")
+        try:
+            if step == "export":
+                card = export_model(self.estimator, self.sample, str(self.name), store=self.store, allow_mismatch=True)
+                self.ref, result = card.ref, card
+            elif step == "bench":
+                result = benchmark(str(self.ref), list(self.devices.value),
+                                   SLO(p99_ms=self.p99.value or None, ram_mb=self.ram.value or None),
+                                   seconds=1.0, store=self.store, client=self.client, progress=progress)
+            elif step == "build":
+                self.image = result = build_image(str(self.ref), store=self.store, client=self.client,
+                                                  progress=progress)
+            elif step == "test":
+                result = test_image(self.image, store=self.store, client=self.client, progress=progress)
+            elif step == "publish":
+                result = publish(self.image, self.destination.value, store=self.store, client=self.client,
+                                 progress=progress)
+            else:
+                raise EdgebenchError(f"unknown step {step!r}")
+        except EdgebenchError as exc:
+            self.status.value = f"{step} failed: {exc}"[:300]
+            self.bar.bar_style = "danger"
+            self.results[step] = exc
+            with self.output:
+                print(f"{step} failed: {exc}")
+            return exc
+        progress.close()
+        self.bar.bar_style = "success"
+        self.status.value = f"{step} done"
+        self.results[step] = result
+        with self.output:
+            from IPython.display import display
+
+            display(result)
+        self._refresh()
+        return result
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        return self.widget._repr_mimebundle_(**kwargs)
