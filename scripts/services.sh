@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Start (or stop) what the tests and the demo need: a Docker Engine, the offline base images, and two OCI
-# registries on loopback (Debian's docker-registry: one open, one with htpasswd auth).
+# registries on loopback (Debian's docker-registry: one open, one with htpasswd auth). Also installs the
+# Debian tools the tests use: 7zip (host calibration) and chromium (the JupyterLab panel's UI tests).
 #
 #   scripts/services.sh start   install missing Debian packages, start dockerd unless one is reachable,
 #                               build the offline base images (cached), start the registries;
@@ -23,6 +24,7 @@ need_packages() {
     command -v docker-registry >/dev/null || missing+=(docker-registry)
     command -v htpasswd >/dev/null || missing+=(apache2-utils)
     command -v 7zz >/dev/null || missing+=(7zip)
+    command -v chromium >/dev/null || missing+=(chromium)
     if [ ${#missing[@]} -gt 0 ]; then
         log "installing ${missing[*]}"
         if [ "$(id -u)" != 0 ]; then log "need root to apt-get install ${missing[*]}"; return 1; fi

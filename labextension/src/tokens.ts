@@ -1,0 +1,70 @@
+/** Shapes of the REST API under /edgebench/ (docs/rest.md). */
+
+export interface IStatus {
+  version: string;
+  store: string;
+  engine: { available: boolean; message: string };
+}
+
+export interface IModelState {
+  name: string;
+  version: number;
+  ref: string;
+  estimator: string;
+  size_bytes: number;
+  created: string;
+  parity: string | null;
+  bench: { status: string; run: number; devices: Record<string, string> } | null;
+  image: { tag: string; id: string; size_bytes: number; run: number } | null;
+  image_test: { status: string; run: number; cold_start_s: number | null } | null;
+  published: { destination: string; digest: string; references: string[]; run: number } | null;
+}
+
+export interface IDeviceResult {
+  device: string;
+  threads: number;
+  predicted_p50_ms: number;
+  interval_p99_ms: [number, number];
+  ram_needed_mb: number;
+  usable_ram_mb: number;
+  verdict: string;
+  reasons: string[];
+}
+
+export interface IModelDetail {
+  card: {
+    name: string;
+    version: number;
+    estimator: string;
+    size_bytes: number;
+    inputs: { name: string; datatype: string; shape: number[] }[];
+    outputs: { name: string; datatype: string; shape: number[] }[];
+    metadata: Record<string, unknown>;
+    parity: { passed: boolean; rows: number; held_out_rows: number } | null;
+  };
+  state: IModelState;
+  bench: { devices: IDeviceResult[]; slo: { p99_ms: number | null; ram_mb: number | null } } | null;
+}
+
+export interface IProfile {
+  name: string;
+  title: string;
+  arch: string;
+  usable_ram_mb: number;
+}
+
+export interface IRun {
+  id: number;
+  model: string;
+  step: string;
+  status: 'running' | 'passed' | 'failed' | 'cancelled';
+  progress: { done: number; total: number; message: string };
+  log: string[];
+  result: unknown;
+  error: string | null;
+}
+
+export type Step = 'bench' | 'build' | 'test' | 'publish';
+
+/** How the model talks to the server: one function, so tests pass a fake. */
+export type Requester = <T>(endPoint: string, init?: { method?: string; body?: string }) => Promise<T>;

@@ -1,0 +1,137 @@
+"""The JupyterLab "Edge" panel in a real JupyterLab, driven by Playwright in Debian's Chromium.
+
+Screenshots go to artifacts/screenshots/ (CI keeps that folder)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+import edgebench as eb
+from edgebench import config
+from edgebench.image.tester import free_port
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+SHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
+PANEL_TAB = '[title="Edge: models, devices, images"]'
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not Path(CHROMIUM).exists():
+        if config.in_ci():
+            pytest.fail("CI=true and Debian's chromium is missing: scripts/services.sh installs it")
+        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync"])
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def lab(store, tmp_path):
+    """A real JupyterLab server over the test's store; stopped at the end."""
+    token, port = secrets.token_hex(16), free_port()
+    log = (tmp_path / "lab.log").open("w")
+    env = {**os.environ, "EDGEBENCH_HOME": str(store.home), "EDGEBENCH_CACHE": str(config.cache_dir()),
+           "JUPYTER_CONFIG_DIR": str(tmp_path / "jupyter-config"), "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime")}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "jupyterlab", "--no-browser", f"--port={port}", "--ServerApp.ip=127.0.0.1",
+         f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={tmp_path}", "--LabApp.news_url=",
+         "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate", "--ServerApp.allow_root=True"],
+        env=env, stdout=subprocess.DEVNULL, stderr=log,
+    )
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(300):
+        try:
+            urllib.request.urlopen(f"{url}/api/status?token={token}", timeout=1)
+            break
+        except OSError:
+            assert process.poll() is None, (tmp_path / "lab.log").read_text()[-3000:]
+            time.sleep(0.1)
+    yield f"{url}/lab?token={token}"
+    process.terminate()
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+    log.close()
+
+
+def shot(page, name):
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"))
+
+
+def open_panel(browser, lab):
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    page.goto(lab)
+    page.locator(PANEL_TAB).first.click(timeout=60_000)
+    page.locator(".eb-panel").wait_for(state="visible")
+    return page
+
+
+def test_empty_store_then_an_exported_model_appears_and_a_bench_shows_its_verdict(browser, lab, store, digits,
+                                                                                 digits_rf):
+    page = open_panel(browser, lab)
+    empty = page.locator('[data-eb="empty"]')
+    empty.wait_for(timeout=30_000)
+    assert "No models yet" in empty.inner_text() and "eb.export_model" in empty.inner_text()
+    shot(page, "01-empty-store")
+
+    eb.export_model(digits_rf, digits[0][:20], "digits-rf", store=store)  # as a notebook would
+    row = page.locator('[data-eb-model="digits-rf"]')
+    row.wait_for(timeout=15_000)
+    assert "parity pass" in row.inner_text()
+    shot(page, "02-model-listed")
+
+    row.click()
+    page.locator('[data-eb="model-title"]').wait_for()
+    assert page.locator('[data-eb="bench"]').inner_text() == "Not benched yet."
+    assert page.locator('[data-eb-pick="rpi4-1gb"]').is_checked()
+    page.locator('[data-eb-step="bench"]').click()
+    page.locator('[data-eb="run-status"][data-eb-status="passed"]').wait_for(timeout=180_000)
+    verdict = page.locator('[data-eb-device="rpi4-1gb"]')
+    verdict.wait_for(timeout=15_000)
+    assert "pass" in verdict.inner_text()
+    assert "rpi4-1gb: pass" in row.inner_text()
+    shot(page, "03-bench-verdict")
+    page.close()
+
+
+def test_a_failing_step_shows_its_message(browser, lab, store, digits, digits_rf):
+    eb.export_model(digits_rf, digits[0][:20], "digits-rf", store=store)
+    page = open_panel(browser, lab)
+    page.locator('[data-eb-model="digits-rf"]').click(timeout=30_000)
+    page.locator('[data-eb="slo-p99"]').fill("-5")
+    page.locator('[data-eb-step="bench"]').click()
+    error = page.locator('[data-eb="error"]')
+    page.wait_for_function("document.querySelector('[data-eb=\"error\"]').textContent.length > 0", timeout=15_000)
+    assert "slo_p99_ms must be a number > 0" in error.inner_text()
+    shot(page, "04-step-error")
+    page.close()
+
+
+def test_a_long_name_and_description_keep_the_layout(browser, lab, store, digits, digits_rf):
+    name = "a-very-long-model-name-for-the-plant-floor-gateway-number-0042"
+    eb.export_model(digits_rf, digits[0][:20], name, store=store, metadata={"description": "word " * 300})
+    page = open_panel(browser, lab)
+    page.locator(f'[data-eb-model="{name}"]').click(timeout=30_000)
+    page.locator('[data-eb="model-title"]').wait_for()
+    overflow = page.evaluate("() => { const p = document.querySelector('.eb-panel');"
+                             " return p.scrollWidth - p.clientWidth; }")
+    assert overflow <= 1, f"the panel scrolls sideways by {overflow} px"
+    shot(page, "05-long-name")
+    page.close()
