@@ -46,23 +46,29 @@ class Silent:
 class Bar:
     """An ipywidgets progress bar with the current step's text, for notebooks."""
 
-    def __init__(self, description: str) -> None:
+    def __init__(self, bar: Any, label: Any) -> None:
+        self.bar, self.label = bar, label
+
+    @classmethod
+    def show(cls, description: str) -> Bar:
+        """A new bar and label, displayed in the current cell's output."""
         import ipywidgets as widgets
         from IPython.display import display
 
-        self.bar = widgets.IntProgress(value=0, min=0, max=1, description=description)
-        self.label = widgets.Label()
-        display(widgets.HBox([self.bar, self.label]))
+        bar, label = widgets.IntProgress(value=0, min=0, max=1, description=description), widgets.Label()
+        display(widgets.HBox([bar, label]))
+        return cls(bar, label)
 
     def step(self, done: int, total: int, message: str) -> None:
         self.bar.max = max(total, 1)
         self.bar.value = min(done, self.bar.max)
-        self.label.value = message[:120]
+        self.label.value = message[:160]
 
     def log(self, line: str) -> None:
         pass
 
     def close(self) -> None:
+        self.bar.value = self.bar.max
         self.bar.bar_style = "success"
 
 
@@ -72,7 +78,7 @@ def auto(description: str) -> Progress:
         from IPython import get_ipython
 
         if get_ipython() is not None and "IPKernelApp" in get_ipython().config:
-            return Bar(description)
+            return Bar.show(description)
     except Exception:
         pass
     return Lines()

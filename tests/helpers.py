@@ -3,6 +3,18 @@
 from __future__ import annotations
 
 
+def stop_process(process, timeout=20):
+    """Terminate a child process we started, and kill it if it does not stop in ``timeout`` seconds."""
+    import subprocess
+
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 def derived_image(engine, base, tag, *lines, files=None):
     """An image FROM ``base`` with extra Dockerfile lines: how the tests make broken images on purpose."""
     import io

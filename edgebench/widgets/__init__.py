@@ -8,23 +8,8 @@ from typing import Any
 
 from ..core.errors import EdgebenchError
 from ..core.profiles import SLO
+from ..progress import Bar
 from ..store import Store, open_store
-
-
-class _WidgetProgress:
-    def __init__(self, bar: Any, label: Any) -> None:
-        self.bar, self.label = bar, label
-
-    def step(self, done: int, total: int, message: str) -> None:
-        self.bar.max = max(total, 1)
-        self.bar.value = min(done, self.bar.max)
-        self.label.value = message[:160]
-
-    def log(self, line: str) -> None:
-        pass
-
-    def close(self) -> None:
-        self.bar.value = self.bar.max
 
 
 class Workbench:
@@ -103,7 +88,7 @@ class Workbench:
         from ..image.tester import test_image
         from ..registry import publish
 
-        progress = _WidgetProgress(self.bar, self.status)
+        progress = Bar(self.bar, self.status)
         self.output.clear_output()
         progress.step(0, 1, f"{step} ...")
         try:
@@ -132,7 +117,6 @@ class Workbench:
                 print(f"{step} failed: {exc}")
             return exc
         progress.close()
-        self.bar.bar_style = "success"
         self.status.value = f"{step} done"
         self.results[step] = result
         with self.output:

@@ -18,6 +18,8 @@ from edgebench.image.tester import free_port
 from edgebench.serve.app import App
 from edgebench.serve.model import Model
 
+from ..helpers import stop_process
+
 
 @pytest.fixture(scope="session")
 def model_dir(tmp_path_factory, digits, digits_rf):
@@ -73,12 +75,7 @@ def start_server(model_dir, *args, env=None):
 
 
 def stop_server(process):
-    process.terminate()
-    try:
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+    stop_process(process, timeout=15)
 
 
 @pytest.fixture(scope="module")

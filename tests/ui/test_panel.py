@@ -19,6 +19,8 @@ import edgebench as eb
 from edgebench import config
 from edgebench.image.tester import free_port
 
+from ..helpers import stop_process
+
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
 PANEL_TAB = '[title="Edge: models, devices, images"]'
@@ -62,11 +64,7 @@ def lab(store, tmp_path):
             assert process.poll() is None, (tmp_path / "lab.log").read_text()[-3000:]
             time.sleep(0.1)
     yield f"{url}/lab?token={token}"
-    process.terminate()
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        process.kill()
+    stop_process(process)
     log.close()
 
 
