@@ -122,12 +122,12 @@ def test_matrix_models_are_matrix_bound(bench_store, calibration):
 
 def test_slo_failure_and_does_not_fit(bench_store, calibration, tmp_path, monkeypatch):
     monkeypatch.setenv("EDGEBENCH_PROFILES", str(tmp_path))
-    (tmp_path / "tiny.yaml").write_text("name: tiny\nextends: rpi3b-plus\nram_mb: {value: 120, source: test}\n"
-                                        "os_reserved_mb: {value: 60, source: test}\n")
+    (tmp_path / "tiny.yaml").write_text("name: tiny\nextends: rpi3b-plus\nram_mb: {value: 60, source: test}\n"
+                                        "os_reserved_mb: {value: 30, source: test}\n")
     report = eb.benchmark("small-cnn", ["rpi3b-plus", "tiny"], eb.SLO(p99_ms=0.001), seconds=0.3, store=bench_store)
     assert report.device("rpi3b-plus").verdict == "fail"
     tiny = report.device("tiny")
-    assert tiny.verdict == "does not fit" and not tiny.fits and "60 MB usable" in tiny.reasons[-1]
+    assert tiny.verdict == "does not fit" and not tiny.fits and "30 MB usable" in tiny.reasons[-1]
     assert not report.passed and bench_store.runs("small-cnn", step="bench")[0].status == "failed"
 
 

@@ -6,8 +6,6 @@ import pytest
 
 from edgebench import config
 
-pytest_plugins = ["pytest_jupyter.jupyter_server"]
-
 CACHE = config.cache_dir()  # read before pytest-jupyter points HOME at a temporary folder
 
 
