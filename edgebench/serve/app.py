@@ -1,16 +1,22 @@
-"""Routes of the Open Inference Protocol, independent of the HTTP transport: ``await app.handle(...)``."""
+"""Routes of the Open Inference Protocol, independent of the HTTP transport.
+
+``app.handle(...)`` answers at once with ``(status, body, headers)``, or, for an inference that waits for an
+adaptive batch, with an awaitable of it. Answering at once spares a task and a loop turn per request, which
+is a measurable share of a small model's latency.
+"""
 
 from __future__ import annotations
 
 import json
 import re
 import time
+from collections.abc import Awaitable
 from typing import Any
 
 from .batching import Runner
 from .metrics import Metrics
 from .model import Model
-from .protocol import HEADER_LENGTH, RequestError, decode, encode
+from .protocol import HEADER_LENGTH, InferRequest, RequestError, decode, encode
 
 SERVER_NAME = "edgebench"
 SERVER_VERSION = "0.1.0"
@@ -19,6 +25,7 @@ JSON = "application/json"
 _MODEL_ROUTE = re.compile(r"^/v2/models/([^/]+)(?:/versions/([^/]+))?(/ready|/infer)?$")
 
 Response = tuple[int, bytes, dict[str, str]]
+Answer = Response | Awaitable[Response]
 
 
 def json_response(status: int, payload: Any) -> Response:
@@ -39,7 +46,7 @@ class App:
         self.runner = Runner(model, self.metrics, max_batch, max_wait)
         self.ready = True
 
-    async def handle(self, method: str, path: str, headers: dict[str, str], body: bytes) -> Response:
+    def handle(self, method: str, path: str, headers: dict[str, str], body: bytes) -> Answer:
         path = path.split("?", 1)[0]
         if path == "/v2/health/live":
             return json_response(200, {"live": True})
@@ -61,26 +68,44 @@ class App:
         if action == "/infer":
             if method != "POST":
                 return error(405, "use POST for /infer")
-            return await self.infer(headers, body)
+            return self.infer(headers, body)
         if method != "GET":
             return error(405, f"use GET for {path}")
         if action == "/ready":
             return json_response(200 if self.ready else 503, {"name": name, "ready": self.ready})
         return json_response(200, self.model.metadata())
 
-    async def infer(self, headers: dict[str, str], body: bytes) -> Response:
+    def infer(self, headers: dict[str, str], body: bytes) -> Answer:
         start = time.perf_counter()
         try:
             request = decode(body, headers.get(HEADER_LENGTH), self.model)
-            results = await self.runner.infer(request)
-            payload, extra = encode(self.model, request, results)
         except RequestError as exc:
-            self.metrics.count("bad_request")
-            return error(exc.status, exc.message)
-        except Exception as exc:  # onnxruntime refused what passed our checks
-            self.metrics.count("error")
-            return error(500, f"inference failed: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
+            return self._refused(exc)
+        if self.runner.batching:
+            return self._infer_batched(request, start)
+        try:
+            return self._answer(request, self.runner.run_now(request), start)
+        except Exception as exc:
+            return self._failed(exc)
+
+    async def _infer_batched(self, request: InferRequest, start: float) -> Response:
+        try:
+            return self._answer(request, await self.runner.infer(request), start)
+        except Exception as exc:
+            return self._failed(exc)
+
+    def _answer(self, request: InferRequest, results: dict[str, Any], start: float) -> Response:
+        payload, extra = encode(self.model, request, results)
         self.metrics.count("success")
         self.metrics.total.observe(time.perf_counter() - start)
-        content_type = "application/octet-stream" if extra else JSON
-        return 200, payload, {"Content-Type": content_type, **extra}
+        return 200, payload, {"Content-Type": "application/octet-stream" if extra else JSON, **extra}
+
+    def _refused(self, exc: RequestError) -> Response:
+        self.metrics.count("bad_request")
+        return error(exc.status, exc.message)
+
+    def _failed(self, exc: Exception) -> Response:  # onnxruntime refused what passed our checks
+        if isinstance(exc, RequestError):
+            return self._refused(exc)
+        self.metrics.count("error")
+        return error(500, f"inference failed: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")

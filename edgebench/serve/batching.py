@@ -31,8 +31,21 @@ class Runner:
         self.queue: asyncio.Queue[tuple[InferRequest, asyncio.Future[dict[str, np.ndarray]], float]] | None = None
         self.task: asyncio.Task[None] | None = None
 
+    @property
+    def batching(self) -> bool:
+        return self.max_batch > 1
+
+    def run_now(self, request: InferRequest) -> dict[str, np.ndarray]:
+        """One run on the calling thread (the event loop): no batching."""
+        start = time.perf_counter()
+        result = self.model.run(request.feeds, request.outputs)
+        self.metrics.inference.observe(time.perf_counter() - start)
+        self.metrics.batch.observe(request.rows)
+        return result
+
     async def infer(self, request: InferRequest) -> dict[str, np.ndarray]:
-        if self.max_batch <= 1 or request.rows >= self.max_batch:
+        """Join the next batch (a request already as large as a batch runs alone, on the worker)."""
+        if request.rows >= self.max_batch:
             return await self._run(request.feeds, request.outputs)
         if self.queue is None:
             self.queue = asyncio.Queue()
@@ -43,10 +56,7 @@ class Runner:
 
     async def _run(self, feeds: dict[str, np.ndarray], outputs: list[str] | None) -> dict[str, np.ndarray]:
         start = time.perf_counter()
-        if self.max_batch <= 1:  # nothing to gather meanwhile: a thread hand-off would only add latency
-            result = self.model.run(feeds, outputs)
-        else:
-            result = await asyncio.get_running_loop().run_in_executor(self.executor, self.model.run, feeds, outputs)
+        result = await asyncio.get_running_loop().run_in_executor(self.executor, self.model.run, feeds, outputs)
         self.metrics.inference.observe(time.perf_counter() - start)
         self.metrics.batch.observe(next(iter(feeds.values())).shape[0])
         return result

@@ -8,20 +8,19 @@ same model (docs/architecture.md has the figures), with no dependency beyond the
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from http import HTTPStatus
 
 from .app import Response, error, json_response
 
-Handler = Callable[[str, str, dict[str, str], bytes], Awaitable[Response]]
-
 MAX_HEADER_BYTES = 16 * 1024
+_PHRASES = {s.value: s.phrase for s in HTTPStatus}
 
 
 class Loading:
     """Answers while the model loads: live, not ready."""
 
-    async def handle(self, method: str, path: str, headers: dict[str, str], body: bytes) -> Response:
+    def handle(self, method: str, path: str, headers: dict[str, str], body: bytes) -> Response:
         if path == "/v2/health/live":
             return json_response(200, {"live": True})
         return error(503, "model is loading")
@@ -49,14 +48,17 @@ class Connection(asyncio.Protocol):
             self._next()
 
     def _next(self) -> None:
-        """Parse one complete request from the buffer, if there is one, and start handling it."""
-        if self.transport is None:
-            return
+        """Answer every complete request in the buffer, in order; one that must wait continues in a task."""
+        while self.transport is not None and not self.busy and self._one():
+            pass
+
+    def _one(self) -> bool:
+        """Handle the next request if it is complete; True when it was answered at once."""
         end = self.buffer.find(b"\r\n\r\n")
         if end < 0:
             if len(self.buffer) > MAX_HEADER_BYTES:
                 self._reject(431, "request headers are too large")
-            return
+            return False
         try:
             lines = self.buffer[:end].decode("latin-1").split("\r\n")
             method, target, version = lines[0].split(" ")
@@ -66,33 +68,42 @@ class Connection(asyncio.Protocol):
                 headers[key.strip().lower()] = value.strip()
         except ValueError:
             self._reject(400, "malformed HTTP request line or header")
-            return
+            return False
         if "chunked" in headers.get("transfer-encoding", "").lower():
             self._reject(411, "send the body with a Content-Length (chunked bodies are not accepted)")
-            return
+            return False
         try:
             length = int(headers.get("content-length", "0"))
         except ValueError:
             self._reject(400, "Content-Length must be a number")
-            return
+            return False
         if length > self.server.max_body:
             self._reject(413, f"request body is {length} bytes; the limit is {self.server.max_body}")
-            return
+            return False
         if len(self.buffer) < end + 4 + length:
-            return
+            return False
         body = bytes(self.buffer[end + 4 : end + 4 + length])
         del self.buffer[: end + 4 + length]
         keep_alive = headers.get("connection", "").lower() != "close" and version == "HTTP/1.1"
+        try:
+            answer = self.server.app.handle(method, target, headers, body)
+        except Exception as exc:  # a bug must not take the server down
+            answer = error(500, f"internal error: {type(exc).__name__}: {exc}")
+        if isinstance(answer, tuple):
+            keep_alive = keep_alive and not self.server.draining
+            self._write(*answer, keep_alive)
+            return keep_alive
         self.busy = True
         self.server.in_flight += 1
-        task = asyncio.get_running_loop().create_task(self._respond(method, target, headers, body, keep_alive))
+        task = asyncio.get_running_loop().create_task(self._respond(answer, keep_alive))
         task.add_done_callback(self.server.tasks.discard)
         self.server.tasks.add(task)
+        return False
 
-    async def _respond(self, method: str, target: str, headers: dict[str, str], body: bytes, keep_alive: bool) -> None:
+    async def _respond(self, answer: Awaitable[Response], keep_alive: bool) -> None:
         try:
             try:
-                status, payload, extra = await self.server.app.handle(method, target, headers, body)
+                status, payload, extra = await answer
             except Exception as exc:  # a bug must not take the server down
                 status, payload, extra = error(500, f"internal error: {type(exc).__name__}: {exc}")
             keep_alive = keep_alive and not self.server.draining
@@ -106,7 +117,7 @@ class Connection(asyncio.Protocol):
     def _write(self, status: int, payload: bytes, extra: dict[str, str], keep_alive: bool) -> None:
         if self.transport is None:
             return
-        head = [f"HTTP/1.1 {status} {HTTPStatus(status).phrase}", f"Content-Length: {len(payload)}"]
+        head = [f"HTTP/1.1 {status} {_PHRASES[status]}", f"Content-Length: {len(payload)}"]
         head += [f"{k}: {v}" for k, v in extra.items()]
         if not keep_alive:
             head.append("Connection: close")

@@ -20,6 +20,7 @@ from sklearn.ensemble import RandomForestClassifier
 import edgebench as eb
 from edgebench.engine import docker_client
 from edgebench.image.tester import free_port
+from edgebench.progress import Silent
 from edgebench.registry import RegistryClient
 
 
@@ -53,9 +54,9 @@ def main() -> None:
             for seed in (0, 1):
                 model = RandomForestClassifier(n_estimators=100, random_state=seed).fit(x, y)
                 card = eb.export_model(model, x[:200], "digits-rf", store=store)
-                image = eb.build_image(card.ref, store=store, client=client)
+                image = eb.build_image(card.ref, store=store, client=client, progress=Silent())
                 images.append(image)
-                assert eb.test_image(image, store=store, client=client).passed
+                assert eb.test_image(image, store=store, client=client, progress=Silent()).passed
                 result = eb.publish(image, f"{registry}/edge/digits-rf", [str(card.version)], store=store,
                                     client=client)
                 _, manifest = reader.manifest("edge/digits-rf", str(card.version))

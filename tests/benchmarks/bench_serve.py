@@ -33,6 +33,7 @@ from sklearn.ensemble import RandomForestClassifier
 
 import edgebench as eb
 from edgebench.image.tester import free_port
+from edgebench.progress import Silent
 from edgebench.serve.model import Model
 from edgebench.serve.protocol import RequestError, decode, encode
 from tests.benchmarks._timing import percentiles
@@ -163,11 +164,12 @@ def image_figures(store: eb.Store, digits: tuple[np.ndarray, np.ndarray]) -> Non
     client = docker_client()
     x, y = digits
     base = client.images.get(BuildSpec("linux/amd64").base_image)
-    first = eb.build_image("digits-rf", store=store, client=client)
+    first = eb.build_image("digits-rf", store=store, client=client, progress=Silent())
     eb.export_model(RandomForestClassifier(n_estimators=100, random_state=1).fit(x, y), x[:200], "digits-rf",
                     store=store)
-    second = eb.build_image("digits-rf", store=store, client=client)
-    report = eb.test_image(second, store=store, client=client, memory="512m", cpuset=SERVER_CPU)
+    second = eb.build_image("digits-rf", store=store, client=client, progress=Silent())
+    report = eb.test_image(second, store=store, client=client, memory="512m", cpuset=SERVER_CPU,
+                            progress=Silent())
     layers = client.images.get(second.id).history()
     print("\nimage (linux/amd64, base " + second.base_image + ")")
     print(f"  image size {second.size_bytes / 2**20:.1f} MiB; base {base.attrs['Size'] / 2**20:.1f} MiB; "

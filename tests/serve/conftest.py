@@ -45,8 +45,8 @@ def call(app, method, path, body=b"", headers=None):
     """One request through the app, as the HTTP layer makes it: (status, parsed JSON or bytes, headers)."""
     if not isinstance(body, bytes):
         body = json.dumps(body).encode()
-    status, payload, extra = asyncio.run(app.handle(method, path, {k.lower(): v for k, v in (headers or {}).items()},
-                                                    body))
+    answer = app.handle(method, path, {k.lower(): v for k, v in (headers or {}).items()}, body)
+    status, payload, extra = answer if isinstance(answer, tuple) else asyncio.run(answer)
     try:
         return status, json.loads(payload), extra
     except ValueError:
