@@ -21,6 +21,7 @@ from .core.card import GoldenSample, ModelCard, TensorSpec, tensor, v2_datatype
 from .core.errors import ExportError, InvalidInputError, ParityError, SampleError
 from .core.names import validate_name
 from .core.parity import OutputKind, ParityReport, Tolerance, compare
+from .ortsession import session
 from .serve.tensors import V2_BY_ONNX, numpy_dtype
 from .store import Store, now, open_store
 
@@ -396,13 +397,8 @@ def _convert(model: Any, estimator: str, rows: _Rows, opset: dict[str, int]) -> 
 
 
 def _session(onnx_bytes: bytes, what: str) -> Any:
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    options.log_severity_level = 3
     try:
-        return ort.InferenceSession(onnx_bytes, options, providers=["CPUExecutionProvider"])
+        return session(onnx_bytes, 1)
     except Exception as exc:
         raise ExportError(
             f"{what} is not a valid ONNX model (truncated, or not ONNX at all): {_first_line(exc)}"

@@ -32,6 +32,7 @@ from .. import config
 from ..core.errors import BenchError
 from ..core.profiles import DeviceProfile, Figure
 from ..fsutil import atomic_writer
+from ..ortsession import session as open_session
 
 CALIBRATION_VERSION = 2
 MAX_AGE_S = 30 * 24 * 3600
@@ -170,17 +171,8 @@ def sevenzip_single_mips() -> float:
     return float(match[1])
 
 
-def _session(model: Any, threads: int) -> Any:
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.log_severity_level = 3
-    return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
-
-
 def _median_run_us(model: Any, feed: dict[str, np.ndarray], runs: int = 2000) -> float:
-    session = _session(model, 1)
+    session = open_session(model.SerializeToString(), 1)
     times = []
     for _ in range(runs):
         start = time.perf_counter()
@@ -253,7 +245,8 @@ def _matmul_gflops(n: int, threads: int, seconds: float = 0.5) -> float:
     graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"])], "matmul",
                               [helper.make_tensor_value_info("x", TensorProto.FLOAT, [n, n])],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, [n, n])], initializer=[weight])
-    session = _session(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), threads)
+    session = open_session(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString(),
+                           threads)
     feed = {"x": np.ones((n, n), np.float32)}
     for _ in range(3):
         session.run(None, feed)

@@ -17,6 +17,7 @@ import numpy as np
 from ..core.bench import HostMeasurement, Percentiles, classify
 from ..core.card import ModelCard, array
 from ..core.errors import BenchError
+from ..ortsession import session
 
 WARMUP_RUNS = 20
 
@@ -38,21 +39,6 @@ def feeds_for(card: ModelCard, sample: dict[str, np.ndarray] | None = None) -> d
     from ..serve.tensors import numpy_dtype
 
     return {t.name: np.zeros([1, *t.shape[1:]], dtype=numpy_dtype(t.datatype)) for t in card.inputs}
-
-
-def session(path: str | Path, threads: int, profile: bool = False) -> Any:
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.log_severity_level = 3
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0" if threads == 1 else "1")
-    options.add_session_config_entry("arena_extend_strategy", "kSameAsRequested")
-    if profile:
-        options.enable_profiling = True
-        options.profile_file_prefix = str(Path(tempfile.mkdtemp(prefix="edgebench-profile-")) / "ort")
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
 def latency(path: str | Path, feeds: dict[str, np.ndarray], threads: int, seconds: float = 2.0,

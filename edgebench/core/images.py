@@ -30,10 +30,6 @@ def parse_platform(platform: object) -> str:
     )
 
 
-def arch_of(platform: str) -> str:
-    return parse_platform(platform).split("/")[1]
-
-
 @dataclass(frozen=True)
 class ImageRef:
     """A built image: engine id, tags, size, labels, and how it was built."""
