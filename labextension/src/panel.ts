@@ -5,10 +5,7 @@ import { Widget } from '@lumino/widgets';
 import { EdgeModel } from './model';
 import { IModelState, IRun, Step } from './tokens';
 
-const EMPTY_HINT =
-  'No models yet. Export one from a notebook:\n' +
-  'import edgebench as eb\n' +
-  'eb.export_model(model, X_sample, name="digits-rf")';
+const EMPTY_CODE = 'import edgebench as eb\neb.export_model(model, X_sample, name="digits-rf")';
 
 function el<K extends keyof HTMLElementTagNameMap>(
   tag: K,
@@ -73,7 +70,10 @@ export class EdgePanel extends Widget {
     }
     this.list.replaceChildren();
     if (!models.length) {
-      this.list.append(el('div', { class: 'eb-empty', 'data-eb': 'empty' }, el('code', {}, EMPTY_HINT)));
+      this.list.append(
+        el('div', { class: 'eb-empty', 'data-eb': 'empty' }, el('p', {}, 'No models yet. Export one from a notebook:'),
+           el('code', {}, EMPTY_CODE))
+      );
       return;
     }
     const ul = el('ul', { class: 'eb-models' });

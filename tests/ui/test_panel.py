@@ -47,8 +47,14 @@ def lab(store, tmp_path):
     """A real JupyterLab server over the test's store; stopped at the end."""
     token, port = secrets.token_hex(16), free_port()
     log = (tmp_path / "lab.log").open("w")
+    settings = tmp_path / "lab-settings"
+    (settings / "@jupyterlab" / "apputils-extension").mkdir(parents=True)
+    # no "get notified about Jupyter news?" toast over the screenshots
+    (settings / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings").write_text(
+        '{"fetchNews": "false"}')
     env = {**os.environ, "EDGEBENCH_HOME": str(store.home), "EDGEBENCH_CACHE": str(config.cache_dir()),
-           "JUPYTER_CONFIG_DIR": str(tmp_path / "jupyter-config"), "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime")}
+           "JUPYTER_CONFIG_DIR": str(tmp_path / "jupyter-config"), "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"),
+           "JUPYTERLAB_SETTINGS_DIR": str(settings)}
     process = subprocess.Popen(
         [sys.executable, "-m", "jupyterlab", "--no-browser", f"--port={port}", "--ServerApp.ip=127.0.0.1",
          f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={tmp_path}", "--LabApp.news_url=",
