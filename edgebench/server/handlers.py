@@ -58,7 +58,7 @@ def api(method: Callable[..., Any]) -> Callable[..., Awaitable[None]]:
 class BaseHandler(APIHandler):
     @property
     def store(self) -> Store:
-        return Store(self.settings["edgebench_home"])
+        return self.manager.store  # one Store for the server: it opens SQLite per operation
 
     @property
     def manager(self) -> RunManager:
@@ -144,7 +144,6 @@ ROUTES = [
 
 def setup_handlers(web_app: Any, home: str) -> RunManager:
     manager = RunManager(Store(home))
-    web_app.settings["edgebench_home"] = home
     web_app.settings["edgebench_runs"] = manager
     base = web_app.settings["base_url"]
     web_app.add_handlers(".*$", [(url_path_join(base, NAMESPACE, route), handler) for route, handler in ROUTES])
