@@ -154,7 +154,7 @@ class Server:
             self.listener.close()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        await asyncio.sleep(min(0.1, timeout))  # requests already sent get read and become in-flight
+        await asyncio.sleep(min(0.5, timeout))  # requests already sent get read and become in-flight
         while self.in_flight and loop.time() < deadline:
             await asyncio.sleep(0.01)
         for connection in list(self.connections):
