@@ -5,7 +5,7 @@
     Dockerfile
     runtime/      onnxruntime + numpy for the target platform, unpacked from wheels on the host
     server/       edgebench/serve, as the package edgebench_serve
-    model/        model.onnx + card.json
+    model/        model.onnx, card.json, sbom.cdx.json (CycloneDX: model, server, runtime wheels, base)
 
 There is no RUN step (unless the user adds one), so an arm64 image builds on an amd64 host without an emulator,
 and nothing needs the network at build time. The runtime comes first and the model last, so a rebuild after a
@@ -156,10 +156,40 @@ def write_context(
     (out / "model").mkdir()
     _copy_file(onnx_path, out / "model" / "model.onnx")
     (out / "model" / "card.json").write_text(card.to_json())
+    (out / "model" / "sbom.cdx.json").write_text(json.dumps(sbom(card, spec, runtime), indent=2))
     (out / "Dockerfile").write_text(dockerfile(card, spec, labels(card, spec, created)))
     for path in out.rglob("*"):
         path.chmod(0o755 if path.is_dir() or os.access(path, os.X_OK) else 0o644)
     return digest(out, exclude=("Dockerfile",))
+
+
+def sbom(card: ModelCard, spec: BuildSpec, runtime: Path) -> dict[str, object]:
+    """A CycloneDX 1.5 bill of materials: the model, the server, every runtime wheel unpacked, the base image."""
+    from .. import __version__
+
+    components: list[dict[str, object]] = [
+        {"type": "application", "name": "edgebench-serve", "version": __version__},
+        {"type": "container", "name": spec.base_image},
+    ]
+    for info in sorted(runtime.glob("*.dist-info")):
+        fields = dict(line.split(": ", 1) for line in (info / "METADATA").read_text().splitlines()
+                      if line.startswith(("Name: ", "Version: ", "License: ")))
+        name, version = fields.get("Name", info.name), fields.get("Version", "")
+        component: dict[str, object] = {"type": "library", "name": name, "version": version,
+                                        "purl": f"pkg:pypi/{name.lower()}@{version}"}
+        if "License" in fields:
+            component["licenses"] = [{"license": {"name": fields["License"]}}]
+        components.append(component)
+    return {
+        "bomFormat": "CycloneDX", "specVersion": "1.5", "version": 1,
+        "metadata": {
+            "tools": [{"name": "edgebench", "version": __version__}],
+            "component": {"type": "machine-learning-model", "name": card.name, "version": str(card.version),
+                          "hashes": [{"alg": "SHA-256", "content": card.sha256}],
+                          "description": card.estimator},
+        },
+        "components": components,
+    }
 
 
 def digest(folder: Path, exclude: Sequence[str] = ()) -> str:

@@ -45,6 +45,12 @@ def test_context_only_writes_a_dockerfile_with_no_run_step(image_store, tmp_path
     pybind = list((folder / "runtime" / "onnxruntime" / "capi").glob("onnxruntime_pybind11_state*.so"))
     assert pybind and "aarch64" in pybind[0].name
     assert pybind[0].read_bytes()[18] == 183  # ELF e_machine EM_AARCH64
+    sbom = json.loads((folder / "model" / "sbom.cdx.json").read_text())
+    assert sbom["bomFormat"] == "CycloneDX" and sbom["metadata"]["component"]["hashes"][0]["content"] == card["sha256"]
+    versions = {c["name"]: c.get("version") for c in sbom["components"]}
+    assert versions["onnxruntime"] == eb.image.context.runtime_pins()["onnxruntime"]
+    assert versions["numpy"] == eb.image.context.runtime_pins()["numpy"]
+    assert "example.org/python:3.11-arm64" in versions
 
 
 def test_runtime_is_cached_and_trimmed():
