@@ -173,11 +173,13 @@ def sbom(card: ModelCard, spec: BuildSpec, runtime: Path) -> dict[str, object]:
     ]
     for info in sorted(runtime.glob("*.dist-info")):
         fields = dict(line.split(": ", 1) for line in (info / "METADATA").read_text().splitlines()
-                      if line.startswith(("Name: ", "Version: ", "License: ")))
+                      if line.startswith(("Name: ", "Version: ", "License: ", "License-Expression: ")))
         name, version = fields.get("Name", info.name), fields.get("Version", "")
         component: dict[str, object] = {"type": "library", "name": name, "version": version,
                                         "purl": f"pkg:pypi/{name.lower()}@{version}"}
-        if "License" in fields:
+        if "License-Expression" in fields:
+            component["licenses"] = [{"expression": fields["License-Expression"]}]
+        elif "License" in fields:
             component["licenses"] = [{"license": {"name": fields["License"]}}]
         components.append(component)
     return {
