@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import tarfile
 
 import pytest
@@ -26,6 +27,15 @@ def test_built_image_has_labels_user_healthcheck_and_is_recorded(engine, built, 
     assert built.size_bytes == image.attrs["Size"] and built.context_digest.startswith("sha256:")
     run = next(r for r in image_store.runs("digits-rf", step="build") if r.outputs.get("id") == built.id)
     assert run.status == "passed" and run.version == 1 and run.log_path
+    container = engine.containers.create(built.id)
+    try:
+        stream, _ = container.get_archive("/opt/edgebench/model/sbom.cdx.json")
+        with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tar:
+            sbom = json.load(tar.extractfile("sbom.cdx.json"))
+    finally:
+        container.remove()
+    assert sbom["metadata"]["component"]["hashes"][0]["content"] == card.sha256
+    assert {"onnxruntime", "numpy", "edgebench-serve"} <= {c["name"] for c in sbom["components"]}
 
 
 def test_rebuild_after_a_model_only_change_reuses_runtime_and_server_layers(engine, built, image_store, digits):
