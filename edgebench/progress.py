@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from typing import Any, Protocol
+
+_STEP_LINE = re.compile(r"^\[(\d+)/(\d+)\] (.*)$")
 
 
 class Progress(Protocol):
@@ -23,6 +26,12 @@ class Lines:
 
     def step(self, done: int, total: int, message: str) -> None:
         print(f"[{done}/{total}] {message}", file=self.stream, flush=True)
+
+    @staticmethod
+    def parse(line: str) -> tuple[int, int, str] | None:
+        """``(done, total, message)`` of a line that :meth:`step` wrote, else None."""
+        match = _STEP_LINE.match(line)
+        return (int(match[1]), int(match[2]), match[3]) if match else None
 
     def log(self, line: str) -> None:
         if self.verbose:

@@ -30,6 +30,7 @@ import numpy as np
 
 from .. import config
 from ..core.errors import BenchError
+from ..core.images import arch_name
 from ..core.profiles import DeviceProfile, Figure
 from ..fsutil import atomic_writer
 from ..ortsession import session as open_session
@@ -79,7 +80,7 @@ def host_facts() -> dict[str, Any]:
                 cgroup_limit = int(raw) / 2**20
         except OSError:
             pass
-    arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
+    arch = arch_name(platform.machine())
     if "avx512f" in flags:
         fpc = 64
     elif "avx2" in flags and "fma" in flags:

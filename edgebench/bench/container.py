@@ -11,6 +11,7 @@ from typing import Any
 
 from ..core.card import ModelCard
 from ..core.errors import BenchError
+from ..core.images import arch_name
 from ..core.profiles import DeviceProfile
 from ..store import Store
 
@@ -19,8 +20,7 @@ def model_image(card: ModelCard, store: Store, docker: Any, progress: Any = None
     """The newest image built for ``card`` on this host's architecture, built now if there is none."""
     from ..image.builder import build_image, image_tag
 
-    arch = docker.info().get("Architecture", "")
-    arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(arch, arch)
+    arch = arch_name(docker.info().get("Architecture", ""))
     tag = image_tag(card.name, card.version, arch)
     try:
         docker.images.get(tag)

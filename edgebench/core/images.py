@@ -15,6 +15,14 @@ from .errors import InvalidInputError
 PLATFORMS = {"linux/amd64": "manylinux_2_28_x86_64", "linux/arm64": "manylinux_2_28_aarch64"}
 
 
+_MACHINES = {"x86_64": "amd64", "aarch64": "arm64"}
+
+
+def arch_name(machine: str) -> str:
+    """The OCI architecture name of a kernel machine name (``x86_64`` -> ``amd64``); others unchanged."""
+    return _MACHINES.get(machine, machine)
+
+
 def parse_platform(platform: object) -> str:
     """Normalise ``linux/amd64``, ``amd64``, ``linux/arm64``, ``arm64``, ``aarch64``, ``x86_64``."""
     aliases = {"amd64": "linux/amd64", "x86_64": "linux/amd64", "arm64": "linux/arm64", "aarch64": "linux/arm64",

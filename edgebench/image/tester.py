@@ -19,7 +19,7 @@ import numpy as np
 
 from ..core.card import ModelCard, array
 from ..core.errors import ContainerTestError, InvalidInputError
-from ..core.images import Check, ImageRef, ImageTestReport
+from ..core.images import Check, ImageRef, ImageTestReport, arch_name
 from ..core.parity import Tolerance, compare
 from ..engine import docker_client
 from ..progress import Progress, auto
@@ -169,7 +169,7 @@ def _image(docker: Any, tag: str) -> Any:
         ) from None
     host = docker.info().get("Architecture", "")
     arch = found.attrs.get("Architecture")
-    if {"x86_64": "amd64", "aarch64": "arm64"}.get(host, host) != arch:
+    if arch_name(host) != arch:
         raise ContainerTestError(
             f"image {tag!r} is {arch} and this engine runs {host}: test it on a {arch} host "
             "(timing under an emulator would be meaningless)",

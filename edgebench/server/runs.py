@@ -14,6 +14,7 @@ from typing import Any
 from ..core.errors import EngineUnavailableError, InvalidInputError
 from ..core.names import parse_ref
 from ..engine import engine_available
+from ..progress import Lines
 from ..state import model_state
 from ..store import Store
 
@@ -112,10 +113,9 @@ class RunManager:
             line = line.rstrip()
             run.log.append(line)
             del run.log[:-MAX_LOG_LINES]
-            if line.startswith("[") and "] " in line and "/" in line.split("]")[0]:
-                done, _, total = line[1:].split("]")[0].partition("/")
-                if done.isdigit() and total.isdigit():
-                    run.progress = {"done": int(done), "total": int(total), "message": line.split("] ", 1)[1]}
+            step = Lines.parse(line)
+            if step:
+                run.progress = {"done": step[0], "total": step[1], "message": step[2]}
             elif line.startswith("error: "):
                 run.error = line[len("error: "):]
         out = run.process.stdout.read()
