@@ -7,16 +7,18 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 
 from . import __version__
 from .core.card import ModelCard
 from .core.errors import EdgebenchError, InvalidInputError, ParityError
+from .core.numbers import number
 from .core.parity import Tolerance
 from .store import Store
 
@@ -28,34 +30,66 @@ PICKLE_WARNING = (
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    wants_json = "--json" in argv
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except UsageError as usage:
+        return _fail(usage.message, "UsageError", wants_json, 2, usage.parser.format_usage())
     if not hasattr(args, "handler"):
         parser.print_help()
         return 2
     try:
         data, text = args.handler(args)
     except StepFailed as failed:
-        if getattr(args, "json", False):
+        if wants_json:
             print(json.dumps(failed.data, indent=2, default=str))
         print(f"error: {failed}", file=sys.stderr)
         return 1
     except EdgebenchError as exc:
-        if getattr(args, "json", False):
-            payload = exc.to_dict()
-            if isinstance(exc, ParityError):
-                payload["parity"] = exc.report.to_dict()
-            print(json.dumps(payload, indent=2))
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+        payload = exc.to_dict()
+        if isinstance(exc, ParityError):
+            payload["parity"] = exc.report.to_dict()
+        return _fail(exc.message, type(exc).__name__, wants_json, 1, payload=payload)
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    if getattr(args, "json", False):
+        return _fail("interrupted", "KeyboardInterrupt", wants_json, 130)
+    except OSError as exc:  # a path, port or permission the handler did not expect: say it, no traceback
+        where = f": {exc.filename}" if exc.filename else ""
+        return _fail(f"{exc.strerror or exc}{where}", type(exc).__name__, wants_json, 1)
+    except Exception as exc:  # the last line of defence: a bug, said in one line (EDGEBENCH_DEBUG=1 shows it all)
+        if os.environ.get("EDGEBENCH_DEBUG"):
+            raise
+        return _fail(f"unexpected {type(exc).__name__}: {exc}. This is a bug in edgebench: please report it with "
+                     "the command you ran (EDGEBENCH_DEBUG=1 shows the traceback)", type(exc).__name__, wants_json, 1)
+    if wants_json:
         print(json.dumps(data, indent=2, default=str))
     elif text:
         print(text)
     return 0
+
+
+def _fail(message: str, kind: str, wants_json: bool, code: int, usage: str = "",
+          payload: dict[str, Any] | None = None) -> int:
+    """Say what failed: one line on stderr (after the usage for usage errors), and JSON on stdout for scripts."""
+    if wants_json:
+        print(json.dumps(payload or {"error": message, "type": kind}, indent=2, default=str))
+    print(f"{usage}error: {message}", file=sys.stderr)
+    return code
+
+
+class UsageError(Exception):
+    """Wrong usage found by the argument parser (exit code 2)."""
+
+    def __init__(self, message: str, parser: argparse.ArgumentParser) -> None:
+        super().__init__(message)
+        self.message = message
+        self.parser = parser
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(message, self)
 
 
 class StepFailed(Exception):
@@ -67,9 +101,7 @@ class StepFailed(Exception):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="edgebench", description="Ship models trained in Jupyter to edge devices."
-    )
+    parser = _Parser(prog="edgebench", description="Ship models trained in Jupyter to edge devices.")
     parser.add_argument("--version", action="version", version=f"edgebench {__version__}")
     parser.add_argument("--home", help="store directory (default: $EDGEBENCH_HOME or ~/.edgebench)")
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
@@ -84,9 +116,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", required=True, help="model name, e.g. digits-rf")
     p.add_argument("--held-out", help="extra rows for the parity check, same format as --sample")
     p.add_argument("--allow-mismatch", action="store_true", help="store the model even if parity fails")
-    p.add_argument("--atol", type=float, default=Tolerance.atol, help="absolute tolerance on values")
-    p.add_argument("--rtol", type=float, default=Tolerance.rtol, help="relative tolerance on values")
-    p.add_argument("--min-label-agreement", type=float, default=Tolerance.min_label_agreement,
+    p.add_argument("--atol", type=_num(at_least=0), default=Tolerance.atol, help="absolute tolerance on values")
+    p.add_argument("--rtol", type=_num(at_least=0), default=Tolerance.rtol, help="relative tolerance on values")
+    p.add_argument("--min-label-agreement", type=_num(at_least=0, at_most=1),
+                   default=Tolerance.min_label_agreement,
                    help="share of rows whose labels must agree (0..1)")
     p.add_argument("--metadata", help="JSON object stored in the card (metrics, dataset, notes)")
 
@@ -99,10 +132,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = _command(sub, "serve", _serve, "serve a stored model locally with the inference server (no container)")
     p.add_argument("ref", help="NAME or NAME:VERSION")
     p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8080)
-    p.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads")
-    p.add_argument("--max-batch", type=int, default=1, help="adaptive batching: rows merged per run (1: off)")
-    p.add_argument("--max-wait-ms", type=float, default=2.0)
+    p.add_argument("--port", type=_num(whole=True, at_least=0, at_most=65535), default=8080)
+    p.add_argument("--threads", type=_num(whole=True, at_least=1), default=1, help="onnxruntime intra-op threads")
+    p.add_argument("--max-batch", type=_num(whole=True, at_least=1), default=1,
+                   help="adaptive batching: rows merged per run (1: off)")
+    p.add_argument("--max-wait-ms", type=_num(at_least=0), default=2.0)
 
     p = _command(sub, "build", _build, "build the inference image of a stored model")
     p.add_argument("ref", help="NAME or NAME:VERSION")
@@ -115,7 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("image", help="image tag or id, e.g. edgebench/digits-rf:1-amd64")
     p.add_argument("--memory", default="512m", help="RAM limit, no swap (default 512m)")
     p.add_argument("--cpuset", help="CPUs the container may use, e.g. 0 or 0-1")
-    p.add_argument("--timeout", type=float, default=60, help="seconds to wait for readiness")
+    p.add_argument("--timeout", type=_num(above=0), default=60, help="seconds to wait for readiness")
 
     p = _command(sub, "publish", _publish, "push a tested image to a registry, or write an archive")
     p.description = (
@@ -140,20 +174,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
                    help="notebook parameter (repeatable); lists as JSON, e.g. -p devices '[\"rpi4-1gb\"]'")
     p.add_argument("--output-dir", help="where to write executed.ipynb, report.html, results.json")
-    p.add_argument("--timeout", type=float, help="seconds per cell")
+    p.add_argument("--timeout", type=_num(above=0), help="seconds per cell")
 
     p = _command(sub, "sweep", _sweep, "run a notebook over a parameter grid in parallel on Dask")
     p.add_argument("notebook")
     p.add_argument("--grid", required=True, help="YAML: parameters (name -> list), fixed (name -> value)")
     p.add_argument("--scheduler", help="tcp://HOST:PORT of a Dask scheduler (default: a local cluster)")
-    p.add_argument("--workers", type=int, default=2, help="local cluster processes")
+    p.add_argument("--workers", type=_num(whole=True, at_least=1), default=2, help="local cluster processes")
     p.add_argument("--output-dir")
 
     p = _command(sub, "pipeline", _pipeline, "bench, build, test and publish a stored model, with gates")
     p.add_argument("--model", required=True, help="NAME or NAME:VERSION")
     p.add_argument("--device", action="append", default=[], help="device profile (repeatable)")
-    p.add_argument("--slo-p99-ms", type=float)
-    p.add_argument("--slo-ram-mb", type=float)
+    p.add_argument("--slo-p99-ms", type=_num(above=0))
+    p.add_argument("--slo-ram-mb", type=_num(above=0))
     p.add_argument("--registry", help="REGISTRY/REPOSITORY to push to")
     p.add_argument("--archive", help="write the image to this .tar instead of pushing")
     p.add_argument("--tag", action="append", default=[])
@@ -164,8 +198,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", required=True, choices=["tekton", "github-actions"])
     p.add_argument("--model", default="digits-rf")
     p.add_argument("--device", action="append", default=[])
-    p.add_argument("--slo-p99-ms", type=float, default=20.0)
-    p.add_argument("--slo-ram-mb", type=float, default=256.0)
+    p.add_argument("--slo-p99-ms", type=_num(above=0), default=20.0)
+    p.add_argument("--slo-ram-mb", type=_num(above=0), default=256.0)
     p.add_argument("--registry")
     p.add_argument("--no-train", action="store_true", help="do not run notebooks/train.ipynb first")
     p.add_argument("-o", "--output", help="file to write (default: print)")
@@ -178,11 +212,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = _command(sub, "bench", _bench, "measure a model on the host and predict it per device")
     p.add_argument("ref", help="NAME or NAME:VERSION")
     p.add_argument("--device", action="append", default=[], help="device profile (repeatable; default rpi4-1gb)")
-    p.add_argument("--slo-p99-ms", type=float, help="p99 latency budget; exit code 1 when a device fails it")
-    p.add_argument("--slo-ram-mb", type=float, help="RAM budget")
+    p.add_argument("--slo-p99-ms", type=_num(above=0), help="p99 latency budget; exit code 1 when a device fails it")
+    p.add_argument("--slo-ram-mb", type=_num(above=0), help="RAM budget")
     p.add_argument("--in-container", action="store_true", help="also run the image under each device's limits")
     p.add_argument("--int8", choices=["dynamic", "static"], help="also quantize and bench the int8 variant")
-    p.add_argument("--seconds", type=float, default=2.0, help="length of each latency loop")
+    p.add_argument("--seconds", type=_num(above=0), default=2.0, help="length of each latency loop")
 
     p = _command(sub, "demo", _demo, "the whole flow on embedded defaults: train, export, bench, build, test, "
                                       "archive")
@@ -196,8 +230,26 @@ def build_parser() -> argparse.ArgumentParser:
 
     store = sub.add_parser("store", help="maintain the store").add_subparsers(title="store commands",
                                                                              metavar="ACTION")
-    _command(store, "rebuild", _store_rebuild, "move a damaged index aside and rebuild it from the blobs")
+    _command(store, "check", _store_check, "check the index and every stored file; name damage and the fix") \
+        .add_argument("--quick", action="store_true", help="check that files exist without hashing them")
+    _command(store, "rebuild", _store_rebuild, "rebuild a damaged index from the journal and the blobs") \
+        .add_argument("--force", action="store_true", help="rebuild even when the index is healthy")
     return parser
+
+
+def _num(**bounds: Any) -> Callable[[str], float]:
+    """An argparse type: a finite number within ``bounds`` (see :func:`edgebench.core.numbers.number`)."""
+
+    def parse(text: str) -> float:
+        try:
+            value = int(text) if bounds.get("whole") else float(text)
+            return number(value, "value", **bounds)
+        except (ValueError, InvalidInputError) as exc:
+            wanted = str(exc).split(", got")[0].removeprefix("value ") if isinstance(exc, InvalidInputError) \
+                else f"must be {'a whole number' if bounds.get('whole') else 'a number'}"
+            raise argparse.ArgumentTypeError(f"{wanted}, got {text!r}") from None
+
+    return parse
 
 
 def _command(sub: Any, name: str, handler: Handler, help_text: str) -> argparse.ArgumentParser:
@@ -250,6 +302,9 @@ def _serve(args: argparse.Namespace) -> tuple[Any, str]:
     flags = ["--host", args.host, "--port", str(args.port), "--threads", str(args.threads),
              "--max-batch", str(args.max_batch), "--max-wait-ms", str(args.max_wait_ms)]
     code = asyncio.run(serve(options(flags), model=model))
+    if code:
+        message = f"the server stopped with exit code {code} (its message is above)"
+        raise StepFailed(message, {"error": message, "exit": code})
     return {"exit": code}, ""
 
 
@@ -349,7 +404,7 @@ def _export_pipeline(args: argparse.Namespace) -> tuple[Any, str]:
                            slo_p99_ms=args.slo_p99_ms, slo_ram_mb=args.slo_ram_mb, registry=args.registry,
                            train=not args.no_train)
     if args.output:
-        Path(args.output).write_text(text)
+        write_output(Path(args.output), text)
         return {"format": args.format, "path": args.output}, f"wrote {args.output}"
     return {"format": args.format, "yaml": text}, text.rstrip()
 
@@ -426,28 +481,36 @@ def _demo(args: argparse.Namespace) -> tuple[Any, str]:
 
 
 def _models_list(args: argparse.Namespace) -> tuple[Any, str]:
-    cards = _store(args).list()
+    store = _store(args)
+    cards = store.list()
     if not cards:
         return [], "no models yet: export one with eb.export_model(...) or `edgebench export`"
+    missing = [c.ref for c in cards if not store.has_model_file(c)]
     lines = [f"{'MODEL':<32} {'VERSION':>7}  {'SIZE':>9}  {'PARITY':<6}  ESTIMATOR"]
     lines += [
         f"{c.name:<32} {c.version:>7}  {c.size_bytes / 1024:>7.1f}K  {_parity_word(c):<6}  {c.estimator}"
+        + ("  [ONNX FILE MISSING]" if c.ref in missing else "")
         for c in cards
     ]
-    return [c.to_dict() for c in cards], "\n".join(lines)
+    if missing:
+        lines.append(f"{len(missing)} model(s) lost their ONNX file: run `edgebench store check` for the fix")
+    return [{**c.to_dict(), "onnx_missing": c.ref in missing} for c in cards], "\n".join(lines)
 
 
 def _models_show(args: argparse.Namespace) -> tuple[Any, str]:
-    card = _store(args).get(args.ref)
+    store = _store(args)
+    card = store.get(args.ref)
     lines = [
         f"{card.ref}  sha256 {card.sha256}",
+        *([] if store.has_model_file(card) else [
+            f"  ONNX FILE MISSING ({store.blob_path(card.sha256)}): run `edgebench store check` for the fix"]),
         f"  {card.estimator}, {card.size_bytes} bytes, opset {card.opset}, created {card.created}",
         *(f"  input  {t.name} {t.datatype} {t.shape}" for t in card.inputs),
         *(f"  output {t.name} {t.datatype} {t.shape}" for t in card.outputs),
         f"  parity: {card.parity.summary() if card.parity else 'not checked (imported ONNX)'}",
         f"  golden samples: {len(card.golden)}",
     ]
-    return card.to_dict(), "\n".join(lines)
+    return {**card.to_dict(), "onnx_missing": not store.has_model_file(card)}, "\n".join(lines)
 
 
 def _models_rm(args: argparse.Namespace) -> tuple[Any, str]:
@@ -456,14 +519,18 @@ def _models_rm(args: argparse.Namespace) -> tuple[Any, str]:
     return {"name": name, "removed": removed}, f"removed {name} versions {removed}"
 
 
+def _store_check(args: argparse.Namespace) -> tuple[Any, str]:
+    report = _store(args).check(full=not args.quick)
+    if not report.ok:
+        raise StepFailed(report.summary(), report.to_dict())
+    return report.to_dict(), report.summary()
+
+
 def _store_rebuild(args: argparse.Namespace) -> tuple[Any, str]:
-    store = _store(args)
-    moved = store.rebuild_index()
-    count = len(store.list())
-    text = f"rebuilt the index of {store.home}: {count} models"
-    if moved:
-        text += f"; the old index is at {moved}"
-    return {"models": count, "moved_to": str(moved) if moved else None}, text
+    report = _store(args).rebuild_index(force=args.force)
+    if report.not_recovered:
+        raise StepFailed(report.summary(), report.to_dict())
+    return report.to_dict(), report.summary()
 
 
 def _parity_word(card: ModelCard) -> str:
@@ -498,14 +565,44 @@ def load_sample(path: Path) -> Any:
             with np.load(path, allow_pickle=False) as archive:
                 return {k: archive[k] for k in archive.files}
         if path.suffix == ".csv":
+            header = path.open().readline().strip().split(",")
+            if all(_is_number(cell) for cell in header):
+                raise InvalidInputError(
+                    f"sample {path} has no header row: its first line ({', '.join(header[:4])}"
+                    f"{', ...' if len(header) > 4 else ''}) would become column names. Add a first line with the "
+                    "column names, or save the rows with numpy.save as .npy", path=str(path),
+                )
             try:
                 import pandas as pd
             except ImportError:
                 return np.loadtxt(path, delimiter=",", skiprows=1, ndmin=2)
             return pd.read_csv(path)
+    except InvalidInputError:
+        raise
     except (ValueError, OSError) as exc:
         raise InvalidInputError(f"cannot read sample {path}: {exc}", path=str(path)) from exc
     raise InvalidInputError(f"sample {path} has suffix {path.suffix!r}; use .npy, .npz or .csv", path=str(path))
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def write_output(path: Path, text: str) -> None:
+    """Write a file the user named, or say in their words why it cannot be written."""
+    if path.is_dir():
+        raise InvalidInputError(f"{path} is a folder: give a file name, e.g. {path / 'pipeline.yaml'}", path=str(path))
+    if not path.parent.is_dir():
+        raise InvalidInputError(f"cannot write {path}: the folder {path.parent} does not exist (create it first)",
+                                path=str(path))
+    try:
+        path.write_text(text)
+    except OSError as exc:
+        raise InvalidInputError(f"cannot write {path}: {exc.strerror or exc}", path=str(path)) from None
 
 
 def _json_arg(value: str | None, option: str) -> Any:

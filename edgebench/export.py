@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from .core.card import GoldenSample, ModelCard, TensorSpec, tensor, v2_datatype
-from .core.errors import ExportError, InvalidInputError, ParityError, SampleError
+from .core.errors import ExportError, InvalidInputError, ParityError, SampleError, first_line
 from .core.names import validate_name
 from .core.parity import OutputKind, ParityReport, Tolerance, compare
 from .ortsession import session
@@ -149,7 +149,7 @@ def import_onnx(
     try:
         session.run(None, rows.feeds)
     except Exception as exc:
-        raise SampleError(f"the sample does not run through {file.name}: {_first_line(exc)}", model=name) from exc
+        raise SampleError(f"the sample does not run through {file.name}: {first_line(exc)}", model=name) from exc
     import onnx
 
     proto = onnx.load_from_string(onnx_bytes)
@@ -203,7 +203,7 @@ def _prepare(sample: Any, label: str) -> _Rows:
     try:
         x = np.asarray(sample)
     except Exception as exc:
-        raise SampleError(f"{label} cannot be read as an array: {_first_line(exc)}") from exc
+        raise SampleError(f"{label} cannot be read as an array: {first_line(exc)}") from exc
     if x.dtype.kind in "USO":
         raise SampleError(
             f"{label} holds text (dtype {x.dtype}) where the model expects numbers; for mixed text and number "
@@ -318,8 +318,11 @@ def _check_estimator(model: Any) -> str:
         raise ExportError(
             f"{description} is not fitted: call .fit(X, y) before exporting", estimator=description
         ) from exc
-    except TypeError as exc:
-        raise ExportError(f"{description} is not a scikit-learn estimator: {exc}", estimator=description) from exc
+    except (TypeError, AttributeError):  # scikit-learn >= 1.6 needs __sklearn_tags__, which BaseEstimator gives
+        raise ExportError(
+            f"{description} is not a scikit-learn estimator (it does not derive from sklearn.base.BaseEstimator); "
+            f"edgebench exports {SUPPORTED}", estimator=description,
+        ) from None
     if not (is_classifier(model) or is_regressor(model) or is_outlier_detector(model)):
         raise ExportError(
             f"{description} is neither a classifier, a regressor nor an outlier detector; edgebench exports "
@@ -360,7 +363,7 @@ def _reference_outputs(model: Any, estimator: str, rows: _Rows) -> tuple[dict[st
             kinds = {"variable": "values"}
     except Exception as exc:
         raise SampleError(
-            f"{estimator} rejected the sample: {_first_line(exc)}", estimator=estimator
+            f"{estimator} rejected the sample: {first_line(exc)}", estimator=estimator
         ) from exc
     return ref, kinds
 
@@ -389,7 +392,7 @@ def _convert(model: Any, estimator: str, rows: _Rows, opset: dict[str, int]) -> 
         proto = convert_sklearn(model, initial_types=initial_types, target_opset=opset, options=options)
     except Exception as exc:
         raise ExportError(
-            f"cannot convert {estimator} to ONNX: {_first_line(exc)} edgebench exports {SUPPORTED}",
+            f"cannot convert {estimator} to ONNX: {first_line(exc)} edgebench exports {SUPPORTED}",
             estimator=estimator,
         ) from exc
     proto.graph.name = type(final).__name__  # skl2onnx names graphs with a random uuid: keep bytes reproducible
@@ -401,7 +404,7 @@ def _session(onnx_bytes: bytes, what: str) -> Any:
         return session(onnx_bytes, 1)
     except Exception as exc:
         raise ExportError(
-            f"{what} is not a valid ONNX model (truncated, or not ONNX at all): {_first_line(exc)}"
+            f"{what} is not a valid ONNX model (truncated, or not ONNX at all): {first_line(exc)}"
         ) from exc
 
 
@@ -497,8 +500,3 @@ def _parity_message(name: str, report: ParityReport) -> str:
         f"parity failed for {name!r}: " + "; ".join(details) + ". Nothing was stored; pass allow_mismatch=True "
         "to store it anyway, or a looser edgebench.Tolerance"
     )
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__

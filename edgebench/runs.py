@@ -23,7 +23,8 @@ from typing import Any
 import yaml
 
 from . import config
-from .core.errors import InvalidInputError, NotebookError
+from .core.errors import InvalidInputError, NotebookError, first_line
+from .core.numbers import number
 from .fsutil import atomic_writer
 from .store import Store, open_store
 
@@ -64,7 +65,13 @@ def notebook_parameters(notebook: str | os.PathLike[str]) -> dict[str, Parameter
     import papermill
 
     path = _notebook(notebook)
-    found = papermill.inspect_notebook(str(path))
+    try:
+        found = papermill.inspect_notebook(str(path))
+    except Exception as exc:  # nbformat's NotJSONError, ValidationError, a truncated file...
+        raise InvalidInputError(
+            f"{path} is not a readable notebook ({first_line(exc)[:200]}): open it in JupyterLab to repair it, "
+            "or restore it from version control", notebook=str(path),
+        ) from None
     return {
         name: Parameter(name, (p.get("inferred_type_name") or "None").split("[")[0], p.get("default") or "",
                         p.get("help") or "")
@@ -153,11 +160,18 @@ def run_notebook(
     (with the cell's error) after the report is written."""
     import papermill
 
+    if timeout is not None:
+        number(timeout, "timeout", above=0)
     path = _notebook(notebook)
     params = check_parameters(path, parameters or {}, from_text=from_text)
     store = open_store(store)
     folder = Path(output_dir) if output_dir else store.home / "runs" / f"{_stamp()}-{path.stem}"
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        why = "it is a file" if folder.is_file() else exc.strerror or str(exc)
+        raise InvalidInputError(f"cannot write the run's files to {folder}: {why}; give a folder (it is made when "
+                                "missing)", path=str(folder)) from None
     (folder / RESULTS).unlink(missing_ok=True)
     run = NotebookRun(str(path), str(folder), params)
     subject = _subject(path, params)
@@ -270,7 +284,13 @@ def load_grid(grid: str | os.PathLike[str] | Mapping[str, Any], notebook: str | 
     for combination in itertools.product(*(data["parameters"][n] for n in names)):
         params = {**fixed, **dict(zip(names, combination, strict=True))}
         if isinstance(params.get("model_name"), str) and "{" in params["model_name"]:
-            params["model_name"] = params["model_name"].format(**params)
+            try:
+                params["model_name"] = params["model_name"].format(**params)
+            except (KeyError, IndexError, ValueError) as exc:
+                raise InvalidInputError(
+                    f"{label}: model_name template {params['model_name']!r} names {exc} that is not a parameter of "
+                    f"the grid; it can use {', '.join('{' + k + '}' for k in sorted(params))}"
+                ) from None
         sets.append(check_parameters(notebook, params))
     return sets
 
@@ -333,6 +353,7 @@ def sweep(
         from distributed import Client, LocalCluster
     except ImportError as exc:
         raise InvalidInputError("sweeps need Dask: pip install 'edgebench[sweep]'") from exc
+    number(workers, "workers", whole=True, at_least=1)
     path = _notebook(notebook)
     sets = load_grid(grid, path)
     store = open_store(store)

@@ -9,14 +9,19 @@ from .core.card import ModelCard
 from .store import Run, Store
 
 
-def _latest(runs: list[Run], step: str, version: int | None = None) -> Run | None:
-    return next((r for r in runs if r.step == step and (version is None or r.version == version)), None)
+def _latest(runs: list[Run], step: str) -> Run | None:
+    return next((r for r in runs if r.step == step), None)
+
+
+def belongs(run: Run, card: ModelCard) -> bool:
+    """Whether ``run`` ran on ``card``'s exact model bytes (runs from before sha256 was recorded: same version)."""
+    return run.sha256 == card.sha256 if run.sha256 else run.version == card.version
 
 
 def model_state(store: Store, card: ModelCard, runs: list[Run] | None = None) -> dict[str, Any]:
-    """The latest result of every step for ``card``'s version."""
+    """The latest result of every step for ``card``'s model bytes."""
     runs = runs if runs is not None else store.runs(card.name, limit=500)
-    mine = [r for r in runs if r.version == card.version]
+    mine = [r for r in runs if belongs(r, card)]
     bench = _latest(mine, "bench")
     build = next((r for r in mine if r.step == "build" and r.status == "passed"), None)
     image_id = (build.outputs or {}).get("id") if build else None
@@ -50,7 +55,7 @@ def model_detail(store: Store, ref: str) -> dict[str, Any]:
     """The card, the state, the latest bench table and the recent runs of one model."""
     card = store.get(ref)
     runs = store.runs(card.name, limit=500)
-    bench = _latest([r for r in runs if r.version == card.version], "bench")
+    bench = _latest([r for r in runs if belongs(r, card)], "bench")
     return {
         "card": card.to_dict(),
         "state": model_state(store, card, runs),

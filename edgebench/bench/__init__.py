@@ -12,6 +12,7 @@ import numpy as np
 from ..core.bench import BenchReport, DeviceResult, predict
 from ..core.errors import InvalidInputError
 from ..core.names import ModelRef
+from ..core.numbers import number
 from ..core.profiles import SLO, DeviceProfile
 from ..engine import docker_client
 from ..profiles import load_profile
@@ -60,10 +61,10 @@ def benchmark(
         devices = [devices]
     if not devices:
         raise InvalidInputError("give at least one device, e.g. devices=['rpi4-1gb']")
-    if not isinstance(seconds, int | float) or seconds <= 0:
-        raise InvalidInputError(f"seconds must be > 0, got {seconds!r}")
+    number(seconds, "seconds", above=0)
     profiles = [load_profile(d) for d in devices]  # unknown devices fail before any measuring
     card = store.get(model)
+    store.model_path(card)  # a missing or changed ONNX file is said now, before minutes of calibration
     progress = progress or auto("bench")
     reports = [_bench_one(card.ref, profiles, slo, in_container, sample, seconds, store, client, progress)]
     if int8:

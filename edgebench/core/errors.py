@@ -104,6 +104,12 @@ class NotebookError(EdgebenchError):
     pass
 
 
+def first_line(exc: BaseException) -> str:
+    """The first line of a library's exception: what a user is told, without the library's full story."""
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
 def _jsonable(details: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in details.items():

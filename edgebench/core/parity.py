@@ -35,15 +35,11 @@ class Tolerance:
     min_label_agreement: float = 1.0
 
     def __post_init__(self) -> None:
-        from .errors import InvalidInputError
+        from .numbers import number
 
         for key in ("atol", "rtol"):
-            value = getattr(self, key)
-            if not isinstance(value, int | float) or not np.isfinite(value) or value < 0:
-                raise InvalidInputError(f"tolerance {key} must be a finite number >= 0, got {value!r}")
-        agreement = self.min_label_agreement
-        if not isinstance(agreement, int | float) or not 0 <= agreement <= 1:
-            raise InvalidInputError(f"tolerance min_label_agreement must be in [0, 1], got {agreement!r}")
+            number(getattr(self, key), f"tolerance {key}", at_least=0)
+        number(self.min_label_agreement, "tolerance min_label_agreement", at_least=0, at_most=1)
 
 
 @dataclass(frozen=True)

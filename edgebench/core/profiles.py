@@ -169,11 +169,13 @@ class SLO:
 
     def __post_init__(self) -> None:
         from .errors import InvalidInputError
+        from .numbers import number
 
         for key in ("p99_ms", "ram_mb"):
             value = getattr(self, key)
             if value is None:
                 continue
-            if isinstance(value, bool) or not isinstance(value, int | float) or value != value or value <= 0:
-                raise InvalidInputError(f"SLO {key} must be a number > 0 (or None for no budget), got {value!r}",
-                                        field=key)
+            try:
+                number(value, f"SLO {key}", above=0)
+            except InvalidInputError as exc:
+                raise InvalidInputError(f"{exc.message} (or None for no budget)", field=key) from None

@@ -20,6 +20,7 @@ import numpy as np
 from ..core.card import ModelCard, array
 from ..core.errors import ContainerTestError, InvalidInputError
 from ..core.images import Check, ImageRef, ImageTestReport, arch_name
+from ..core.numbers import number
 from ..core.parity import Tolerance, compare
 from ..engine import docker_client
 from ..progress import Progress, auto
@@ -87,6 +88,10 @@ def test_image(
     Returns a report whether the checks pass or not; raises :class:`ContainerTestError` only when the test
     cannot run at all (no such image, an image for another architecture, its model not in the store).
     """
+    number(timeout, "timeout", above=0)
+    number(latency_requests, "latency_requests", whole=True, at_least=1)
+    if threads is not None:
+        number(threads, "threads", whole=True, at_least=1)
     store = open_store(store)
     progress = progress or auto("test")
     memory_bytes = parse_memory(memory)

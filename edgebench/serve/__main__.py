@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
+import math
 import os
 import signal
 import sys
@@ -38,13 +40,22 @@ def options(argv: list[str] | None = None) -> argparse.Namespace:
     for key in ("threads", "max_batch", "max_body_bytes"):
         if getattr(args, key) < 1:
             p.error(f"--{key.replace('_', '-')} must be >= 1")
+    for key in ("max_wait_ms", "drain_seconds"):
+        if not math.isfinite(getattr(args, key)) or getattr(args, key) < 0:
+            p.error(f"--{key.replace('_', '-')} must be a finite number >= 0, got {getattr(args, key)}")
     return args
 
 
 async def serve(args: argparse.Namespace, model: Model | None = None, started: asyncio.Event | None = None) -> int:
     begin = time.perf_counter()
     server = Server(Loading(), args.max_body_bytes)
-    port = await server.start(args.host, args.port)
+    try:
+        port = await server.start(args.host, args.port)
+    except OSError as exc:
+        reason = "the port is taken by another program" if exc.errno == errno.EADDRINUSE else (exc.strerror or exc)
+        print(f"edgebench-serve: cannot listen on {args.host}:{args.port}: {reason}; choose another --port",
+              file=sys.stderr, flush=True)
+        return 1
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

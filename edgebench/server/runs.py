@@ -13,6 +13,7 @@ from typing import Any
 
 from ..core.errors import EngineUnavailableError, InvalidInputError
 from ..core.names import parse_ref
+from ..core.numbers import number
 from ..engine import engine_available
 from ..progress import Lines
 from ..state import model_state
@@ -85,10 +86,7 @@ class RunManager:
             command = [*base, "bench", ref, *(a for d in devices for a in ("--device", d))]
             for key, flag in (("slo_p99_ms", "--slo-p99-ms"), ("slo_ram_mb", "--slo-ram-mb"), ("seconds", "--seconds")):
                 if params.get(key) is not None:
-                    value = params[key]
-                    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-                        raise InvalidInputError(f"{key} must be a number > 0, got {value!r}")
-                    command += [flag, str(value)]
+                    command += [flag, str(number(params[key], key, above=0))]
             return [*command, "--json"]
         if step == "build":
             return [*base, "build", ref, "--platform", str(params.get("platform", "linux/amd64")), "--json"]
