@@ -102,9 +102,27 @@ def test_damaged_index_then_store_rebuild(tmp_path, files):
     (home / "index.sqlite").write_bytes(b"garbage" * 1000)
     done = edgebench("models", "list", home=home)
     assert done.returncode == 1 and "is damaged" in done.stderr
+    checked = edgebench("store", "check", "--json", home=home)
+    assert checked.returncode == 1 and json.loads(checked.stdout)["problems"][0]["kind"] == "index-damaged"
     rebuilt = edgebench("store", "rebuild", home=home)
-    assert rebuilt.returncode == 0 and "1 models" in rebuilt.stdout
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    assert "1 versions and 1 step runs recovered (from the old index 0, the journal 1, card blobs 0)" in rebuilt.stdout
     assert "digits-rf" in edgebench("models", "list", home=home).stdout
+    again = edgebench("store", "rebuild", home=home)
+    assert again.returncode == 1 and "nothing to rebuild" in again.stderr and "--force" in again.stderr
+    assert edgebench("store", "check", home=home).stdout.rstrip().endswith("healthy")
+
+
+def test_a_model_whose_onnx_file_is_gone_is_flagged_in_list_and_show(tmp_path, files):
+    model, sample = files
+    home = tmp_path / "home"
+    done = edgebench("export", str(model), "--sample", str(sample), "--name", "digits-rf", "--json", home=home)
+    sha = json.loads(done.stdout)["sha256"]
+    (home / "blobs" / "sha256" / sha[:2] / sha).unlink()
+    listed = edgebench("models", "list", home=home)
+    assert "[ONNX FILE MISSING]" in listed.stdout and "run `edgebench store check` for the fix" in listed.stdout
+    assert json.loads(edgebench("models", "list", "--json", home=home).stdout)[0]["onnx_missing"] is True
+    assert "ONNX FILE MISSING" in edgebench("models", "show", "digits-rf", home=home).stdout
 
 
 def test_no_command_prints_help_and_exits_2(tmp_path):

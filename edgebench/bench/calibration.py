@@ -125,6 +125,11 @@ def calibrate(force: bool = False) -> HostCalibration:
             notes.append("the cached calibration was older than 30 days: re-measured")
         except (ValueError, TypeError) as exc:
             notes.append(f"the cached calibration at {path} was unreadable ({type(exc).__name__}): re-measured")
+    try:  # before a minute of measuring, not after
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BenchError(f"cannot keep the host calibration in {path.parent}: {exc.strerror or exc}; set "
+                         "EDGEBENCH_CACHE to a writable folder", path=str(path.parent)) from None
     start = time.perf_counter()
     single = sevenzip_single_mips()
     gflops_1 = _matmul_gflops(512, 1)
@@ -139,7 +144,6 @@ def calibrate(force: bool = False) -> HostCalibration:
         versions=_versions(), measured_at=time.time(), seconds=0.0, notes=notes,
     )
     result = HostCalibration(**{**result.to_dict(), "seconds": round(time.perf_counter() - start, 1)})
-    path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_writer(path) as f:
         f.write(json.dumps(result.to_dict(), indent=2).encode())
     return result
