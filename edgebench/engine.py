@@ -37,3 +37,30 @@ def engine_available() -> tuple[bool, str]:
     except EngineUnavailableError as exc:
         return False, str(exc)
     return True, f"Docker Engine at {config.docker_host()}"
+
+
+def run_limited(docker: Any, image: str, *, memory: int, cpuset: str | None, network: str, name: str,
+                labels: dict[str, str], **options: Any) -> Any:
+    """Start ``image`` detached the way every edgebench container runs: read-only root, RAM with no swap
+    (``--memory`` = ``--memory-swap``), the given CPU set, no new privileges, no capabilities."""
+    return docker.containers.run(
+        image, detach=True, network_mode=network, read_only=True, mem_limit=memory, memswap_limit=memory,
+        cpuset_cpus=cpuset, security_opt=["no-new-privileges"], cap_drop=["ALL"], name=name, labels=labels,
+        **options,
+    )
+
+
+def applied_limits(container: Any) -> dict[str, Any]:
+    """What the engine applies to ``container``, read back from it (not from what was asked)."""
+    container.reload()
+    host, config_ = container.attrs["HostConfig"], container.attrs["Config"]
+    return {
+        "memory_bytes": host.get("Memory") or None,
+        "swap": "none" if host.get("Memory") and host.get("MemorySwap") == host.get("Memory") else "allowed",
+        "cpuset": host.get("CpusetCpus") or None,
+        "read_only": bool(host.get("ReadonlyRootfs")),
+        "no_new_privileges": "no-new-privileges" in (host.get("SecurityOpt") or []),
+        "cap_drop": host.get("CapDrop") or [],
+        "network": host.get("NetworkMode"),
+        "user": config_.get("User") or "root",
+    }

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 
 def stop_process(process, timeout=20):
     """Terminate a child process we started, and kill it if it does not stop in ``timeout`` seconds."""
@@ -68,3 +70,67 @@ def small_cnn(path, channels=8, size=28, classes=10, seed=0):
     model.ir_version = 8
     onnx.save(model, path)
     return path
+
+
+def kernel_view(container):
+    """What the kernel enforces on a running container's main process, read from /proc and the cgroup files of
+    this host (not from the engine's own account): uid, no-new-privileges, capabilities, CPUs, memory, swap,
+    whether its root is mounted read-only, the network interfaces it sees."""
+    from pathlib import Path
+
+    container.reload()
+    pid = container.attrs["State"]["Pid"]
+    status = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines())
+    root = next(line.split() for line in Path(f"/proc/{pid}/mountinfo").read_text().splitlines()
+                if line.split()[4] == "/")
+    groups = dict(line.split(":", 2)[1:] for line in Path(f"/proc/{pid}/cgroup").read_text().splitlines())
+    if "memory" in groups:  # cgroup v1
+        folder = Path("/sys/fs/cgroup/memory") / groups["memory"].lstrip("/")
+        memory = int((folder / "memory.limit_in_bytes").read_text())
+        swap_file = folder / "memory.memsw.limit_in_bytes"
+        memory_and_swap = int(swap_file.read_text()) if swap_file.exists() else None
+    else:  # cgroup v2
+        folder = Path("/sys/fs/cgroup") / groups[""].lstrip("/")
+        memory = int((folder / "memory.max").read_text())
+        swap = (folder / "memory.swap.max").read_text().strip()
+        memory_and_swap = memory + (0 if swap == "0" else 1 << 62)
+    return {
+        "uid": int(status["Uid"].split()[1]),  # effective uid
+        "no_new_privs": status["NoNewPrivs"].strip() == "1",
+        "capabilities": int(status["CapEff"], 16),
+        "cpus": status["Cpus_allowed_list"].strip(),
+        "memory": memory,
+        "memory_and_swap": memory_and_swap,
+        "root_read_only": "ro" in root[5].split(","),
+        "interfaces": sorted(line.split(":")[0].strip()
+                             for line in Path(f"/proc/{pid}/net/dev").read_text().splitlines()[2:]),
+    }
+
+
+class Watch:
+    """Look at every container carrying ``label`` while it runs (a background thread polling the engine): the
+    kernel's view of each, by the label's value. For code that starts and removes its containers itself."""
+
+    def __init__(self, engine, label):
+        import threading
+
+        self.engine, self.label, self.seen = engine, label, {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+
+    def _poll(self):
+        while not self._stop.is_set():
+            for container in self.engine.containers.list(filters={"label": self.label}):
+                value = container.labels[self.label]
+                if value not in self.seen:  # it may end between the listing and the look: then try again
+                    with contextlib.suppress(OSError, KeyError, ValueError):
+                        self.seen[value] = kernel_view(container)
+            self._stop.wait(0.05)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()

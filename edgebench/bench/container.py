@@ -13,6 +13,7 @@ from ..core.card import ModelCard
 from ..core.errors import BenchError
 from ..core.images import arch_name
 from ..core.profiles import DeviceProfile
+from ..engine import applied_limits, run_limited
 from ..store import Store
 
 
@@ -36,13 +37,14 @@ def run_in_container(image: str, device: DeviceProfile, docker: Any, seconds: fl
     memory = int(device.usable_ram_mb * 2**20)
     limits = {"memory_mb": round(device.usable_ram_mb), "cpuset": f"0-{cores - 1}" if cores > 1 else "0",
               "threads": cores, "cores_capped": device.cores > host_cores}
-    container = docker.containers.run(
-        image, ["-m", "edgebench_serve.bench", "--threads", str(cores), "--seconds", str(seconds)],
-        entrypoint=["python3"], detach=True, network_mode="none", read_only=True,
-        mem_limit=memory, memswap_limit=memory, cpuset_cpus=limits["cpuset"],
+    container = run_limited(
+        docker, image, memory=memory, cpuset=limits["cpuset"], network="none",
         name=f"edgebench-bench-{uuid.uuid4().hex[:12]}", labels={"org.edgebench.bench": device.name},
+        command=["-m", "edgebench_serve.bench", "--threads", str(cores), "--seconds", str(seconds)],
+        entrypoint=["python3"],
     )
     try:
+        limits["applied"] = applied_limits(container)
         status = container.wait(timeout=max(120, seconds * 20))
         container.reload()
         logs = container.logs().decode(errors="replace")

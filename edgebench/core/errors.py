@@ -41,19 +41,19 @@ class EdgebenchError(Exception):
 
 
 class InvalidInputError(EdgebenchError, ValueError):
-    pass
+    """A value given by the user is wrong; the message names it and what is expected."""
 
 
 class InvalidNameError(InvalidInputError):
-    pass
+    """A model name or ``name:version`` reference that edgebench cannot use."""
 
 
 class SampleError(InvalidInputError):
-    pass
+    """Sample rows that do not fit the model (shape, type, columns, missing values)."""
 
 
 class ExportError(EdgebenchError):
-    pass
+    """An estimator or ONNX file that cannot become a stored model."""
 
 
 class ParityError(ExportError):
@@ -65,43 +65,43 @@ class ParityError(ExportError):
 
 
 class StoreError(EdgebenchError):
-    pass
+    """The model store cannot be read or written."""
 
 
 class ModelNotFoundError(StoreError, LookupError):
-    pass
+    """No such model or version in the store."""
 
 
 class StoreCorruptError(StoreError):
-    pass
+    """The store is damaged; the message names what and the command that recovers it."""
 
 
 class ProfileError(EdgebenchError):
-    pass
+    """A device profile that is unknown or malformed (file and field named)."""
 
 
 class BenchError(EdgebenchError):
-    pass
+    """A benchmark that could not run."""
 
 
 class EngineUnavailableError(EdgebenchError):
-    pass
+    """No Docker Engine answers; the message says how to start or point to one."""
 
 
 class BuildError(EdgebenchError):
-    pass
+    """An image build that failed."""
 
 
 class ContainerTestError(EdgebenchError):
-    pass
+    """An image that could not be tested at all (a failing check is a report, not this)."""
 
 
 class PublishError(EdgebenchError):
-    pass
+    """A push, pull-back or transfer that failed."""
 
 
 class NotebookError(EdgebenchError):
-    pass
+    """A notebook run whose cell raised; ``details['run']`` holds what the run wrote."""
 
 
 def first_line(exc: BaseException) -> str:

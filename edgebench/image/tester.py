@@ -22,7 +22,7 @@ from ..core.errors import ContainerTestError, InvalidInputError
 from ..core.images import Check, ImageRef, ImageTestReport, arch_name
 from ..core.numbers import number
 from ..core.parity import Tolerance, compare
-from ..engine import docker_client
+from ..engine import applied_limits, docker_client, run_limited
 from ..progress import Progress, auto
 from ..store import Store, open_store
 
@@ -113,13 +113,13 @@ def test_image(
     try:
         progress.step(1, 5, f"starting {tag} (memory {memory}, cpuset {cpuset or 'all'})")
         started = time.perf_counter()
-        container = docker.containers.run(
-            found.id, detach=True, network_mode="host", read_only=True,
-            mem_limit=memory_bytes, memswap_limit=memory_bytes, cpuset_cpus=cpuset,
-            environment={"EDGEBENCH_PORT": str(port), "EDGEBENCH_THREADS": str(threads)},
+        container = run_limited(
+            docker, found.id, memory=memory_bytes, cpuset=cpuset, network="host",
             name=f"edgebench-test-{uuid.uuid4().hex[:12]}", labels={"org.edgebench.test": card.ref},
+            environment={"EDGEBENCH_PORT": str(port), "EDGEBENCH_THREADS": str(threads)},
         )
-        ready, message = _wait_ready(container, port, timeout)
+        limits["applied"] = applied_limits(container)
+        ready, message = _wait_ready(container, port, timeout, memory)
         if ready:
             cold_start = time.perf_counter() - started
         checks.append(Check("start", ready, message, {"cold_start_s": cold_start}))
@@ -201,14 +201,18 @@ def _cpus(cpuset: str) -> int:
     return count
 
 
-def _wait_ready(container: Any, port: int, timeout: float) -> tuple[bool, str]:
+def _wait_ready(container: Any, port: int, timeout: float, memory: str | int) -> tuple[bool, str]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         container.reload()
         if container.status in ("exited", "dead"):
-            code = container.attrs["State"].get("ExitCode")
+            state = container.attrs["State"]
             tail = container.logs(tail=20).decode(errors="replace").strip()
-            return False, f"container exited with code {code} before it was ready; its last output:\n{tail}"
+            if state.get("OOMKilled"):
+                return False, (f"out of memory: the container was killed before it was ready, so the image does "
+                               f"not fit in {memory}; its last output:\n{tail}")
+            return False, f"container exited with code {state.get('ExitCode')} before it was ready; its last " \
+                          f"output:\n{tail}"
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=1):
                 pass

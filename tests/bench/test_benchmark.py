@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -11,8 +12,9 @@ import pytest
 
 import edgebench as eb
 from edgebench.bench import calibration as calibration_module
+from edgebench.profiles import load_profile
 
-from ..helpers import small_cnn
+from ..helpers import Watch, small_cnn
 
 
 @pytest.fixture(scope="session")
@@ -101,7 +103,13 @@ def test_benchmark_predicts_every_device_and_records_the_run(bench_store, calibr
     host = report.measured.latency_ms[1]
     rpi4, orin, here = (report.device(n) for n in ("rpi4-1gb", "jetson-orin-nano", "host"))
     assert rpi4.predicted_p50_ms > host.p50  # a Pi 4 is slower than this host on every class
-    assert rpi4.interval_p99_ms[0] < rpi4.predicted_p99_ms < rpi4.interval_p99_ms[1]
+    pi = load_profile("rpi4-1gb")
+    assert rpi4.ratios["scalar"] == pytest.approx(calibration.sevenzip_single_mips / pi.value("sevenzip_single_mips"))
+    # a forest is scalar work: its host time moves to the Pi by the ratio of the two single-thread 7-zip ratings
+    assert rpi4.predicted_p50_ms == pytest.approx(host.p50 * rpi4.ratios["scalar"], rel=0.2)
+    error = report.method_error
+    assert rpi4.interval_p99_ms == pytest.approx((rpi4.predicted_p99_ms / (1 + error),
+                                                  rpi4.predicted_p99_ms * (1 + error)))
     assert rpi4.threads == 4 and orin.threads == 6
     assert here.reasons == ["measured on this host, not predicted"]
     assert report.measured.class_ms["scalar"] > report.measured.class_ms["matrix"]  # trees are scalar work
@@ -154,6 +162,9 @@ def test_bad_arguments(bench_store):
         eb.benchmark("digits-rf", slo={"p99_ms": 3}, store=bench_store)
     with pytest.raises(eb.ModelNotFoundError):
         eb.benchmark("ghost", store=bench_store)
+    for seconds in (float("inf"), float("nan"), 0, "2", True):
+        with pytest.raises(eb.InvalidInputError, match=f"seconds must be a finite number > 0, got {seconds!r}"):
+            eb.benchmark("digits-rf", seconds=seconds, store=bench_store)
 
 
 def test_int8_variant_is_stored_with_parity_and_benched_beside(bench_store, calibration):
@@ -186,11 +197,16 @@ def test_container_mode_enforces_ram_and_cores_and_reports_oom(bench_store, engi
     monkeypatch.setenv("EDGEBENCH_PROFILES", str(tmp_path))
     (tmp_path / "starved.yaml").write_text("name: starved\nextends: rpi4-1gb\nram_mb: {value: 90, source: test}\n"
                                            "os_reserved_mb: {value: 60, source: test}\n")
-    report = eb.benchmark("digits-rf", ["rpi4-1gb", "starved"], in_container=True, seconds=0.5, store=bench_store,
-                          client=engine)
+    with Watch(engine, "org.edgebench.bench") as watch:
+        report = eb.benchmark("digits-rf", ["rpi4-1gb", "starved"], in_container=True, seconds=1, store=bench_store,
+                              client=engine)
+    cores = min(4, len(os.sched_getaffinity(0)))
+    assert watch.seen["rpi4-1gb"] == {
+        "uid": 65532, "no_new_privs": True, "capabilities": 0, "cpus": f"0-{cores - 1}" if cores > 1 else "0",
+        "memory": 759 * 2**20, "memory_and_swap": 759 * 2**20, "root_read_only": True, "interfaces": ["lo"]}
     rpi4 = report.device("rpi4-1gb")
     assert rpi4.container["status"] == "ok" and rpi4.container["memory_mb"] == 759
-    assert rpi4.container["threads"] == min(4, len(__import__("os").sched_getaffinity(0)))
+    assert rpi4.container["threads"] == cores
     assert 0 < rpi4.container["peak_memory_mb"] < 759 and rpi4.container["p50"] > 0
     starved = report.device("starved")
     assert starved.container["status"] == "oom" and starved.verdict == "does not fit"

@@ -70,7 +70,7 @@ def test_report_round_trips_through_json_dict():
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [({"atol": -1}, "atol must be a finite number >= 0"), ({"rtol": float("nan")}, "rtol must be"),
-     ({"min_label_agreement": 1.5}, "min_label_agreement must be in [0, 1]")],
+     ({"min_label_agreement": 1.5}, "min_label_agreement must be a finite number >= 0 and <= 1, got 1.5")],
 )
 def test_bad_tolerance(kwargs, message):
     with pytest.raises(InvalidInputError) as err:

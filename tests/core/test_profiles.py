@@ -59,11 +59,11 @@ def test_missing_field_is_named_with_its_meaning():
         profile_from_dict(data, "board.yaml")
 
 
-@pytest.mark.parametrize("bad", [0, -5, float("nan"), "20", True])
+@pytest.mark.parametrize("bad", [0, -5, float("nan"), float("inf"), "20", True])
 def test_slo_budgets_must_be_positive_numbers(bad):
-    with pytest.raises(eb.InvalidInputError, match="SLO p99_ms must be a number > 0"):
+    with pytest.raises(eb.InvalidInputError, match="SLO p99_ms must be a finite number > 0"):
         eb.SLO(p99_ms=bad)
-    with pytest.raises(eb.InvalidInputError, match="SLO ram_mb must be a number > 0"):
+    with pytest.raises(eb.InvalidInputError, match="SLO ram_mb must be a finite number > 0"):
         eb.SLO(ram_mb=bad)
 
 

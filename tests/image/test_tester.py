@@ -11,16 +11,40 @@ import pytest
 
 import edgebench as eb
 
-from ..helpers import derived_image
+from ..helpers import derived_image, kernel_view
 
 pytestmark = pytest.mark.docker
 
 
+class LookInside:
+    """A progress that, while the golden samples replay, reads the running container from the kernel's side."""
+
+    def __init__(self, engine):
+        self.engine, self.seen = engine, None
+
+    def step(self, done, total, message):
+        if message.startswith("replaying"):
+            (container,) = self.engine.containers.list(filters={"label": "org.edgebench.test"})
+            self.seen = kernel_view(container)
+            self.seen.pop("interfaces")  # the host's: the test container shares the host network
+
+    def log(self, line):
+        pass
+
+    def close(self):
+        pass
+
+
 def test_image_passes_under_memory_and_cpu_limits(engine, built, image_store):
-    report = eb.test_image(built, memory="256m", cpuset="0", store=image_store, client=engine)
+    inside = LookInside(engine)
+    report = eb.test_image(built, memory="256m", cpuset="0", store=image_store, client=engine, progress=inside)
     assert report.passed, report.summary()
     assert [c.name for c in report.checks] == ["start", "metadata", "golden", "malformed"]
-    assert report.limits == {"memory": "256m", "cpuset": "0", "threads": 1, "read_only": True}
+    assert inside.seen == {"uid": 65532, "no_new_privs": True, "capabilities": 0, "cpus": "0",
+                           "memory": 256 * 2**20, "memory_and_swap": 256 * 2**20, "root_read_only": True}
+    assert report.limits["applied"] == {
+        "memory_bytes": 256 * 2**20, "swap": "none", "cpuset": "0", "read_only": True, "no_new_privileges": True,
+        "cap_drop": ["ALL"], "network": "host", "user": "65532:65532"}
     assert 0 < report.cold_start_s < 30
     assert report.latency_ms["p50"] > 0 and report.latency_ms["p99"] >= report.latency_ms["p50"]
     assert 10 < report.peak_memory_mb < 256
@@ -79,7 +103,10 @@ def test_golden_mismatch_names_the_output(engine, built, image_store, digits):
 def test_too_little_memory_is_reported_not_raised(engine, built, image_store):
     report = eb.test_image(built, memory="12m", store=image_store, client=engine, timeout=20)
     assert not report.passed
-    assert report.failures[0].name in {"start", "memory"}
+    start, memory = report.failures
+    assert start.name == "start" and start.message.startswith(
+        "out of memory: the container was killed before it was ready, so the image does not fit in 12m")
+    assert memory.name == "memory" and memory.message == "killed for running out of memory (limit 12m)"
 
 
 def test_unknown_image_and_bad_limits(engine, image_store):

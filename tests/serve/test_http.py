@@ -117,10 +117,15 @@ def test_sigterm_drains_in_flight_requests_and_exits_0(model_dir, card):
 def test_server_package_imports_nothing_else_from_edgebench():
     folder = Path(edgebench.serve.__file__).parent
     allowed = {"numpy", "onnxruntime", *sys.stdlib_module_names}
+    own = {p.stem for p in folder.glob("*.py")}
     for path in folder.glob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.ImportFrom) and node.level == 0:
                 assert node.module.split(".")[0] in allowed, f"{path.name} imports {node.module}"
+            elif isinstance(node, ast.ImportFrom):  # relative: only the package's own modules, never ``..``
+                assert node.level == 1 and (node.module or "").split(".")[0] in own | ({""} if node.module is None
+                                                                                      else set()), \
+                    f"{path.name} imports {'.' * node.level}{node.module or ''}"
             elif isinstance(node, ast.Import):
                 for alias in node.names:
                     assert alias.name.split(".")[0] in allowed, f"{path.name} imports {alias.name}"

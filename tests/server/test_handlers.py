@@ -122,7 +122,9 @@ async def test_a_run_for_a_model_deleted_meanwhile_is_cancelled_with_the_reason(
      ({"model": "digits-rf", "step": "deploy"}, "unknown step 'deploy'"),
      ({"model": "digits-rf", "step": "bench", "params": []}, "params must be a JSON object"),
      ({"model": "digits-rf", "step": "bench", "params": {"devices": "rpi4-1gb"}}, "devices must be a list"),
-     ({"model": "digits-rf", "step": "bench", "params": {"slo_p99_ms": -1}}, "slo_p99_ms must be a number > 0"),
+     ({"model": "digits-rf", "step": "bench", "params": {"slo_p99_ms": -1}}, "slo_p99_ms must be a finite number > 0"),
+     ('{"model": "digits-rf", "step": "bench", "params": {"seconds": Infinity}}',
+      "seconds must be a finite number > 0, got inf"),
      ({"model": "../etc", "step": "bench"}, "contains a path separator")],
 )
 async def test_malformed_bodies_are_400_with_a_message(jp_fetch, exported, body, message):

@@ -123,7 +123,7 @@ def test_a_failing_step_shows_its_message(browser, lab, store, digits, digits_rf
     page.locator('[data-eb-step="bench"]').click()
     error = page.locator('[data-eb="error"]')
     page.wait_for_function("document.querySelector('[data-eb=\"error\"]').textContent.length > 0", timeout=15_000)
-    assert "slo_p99_ms must be a number > 0" in error.inner_text()
+    assert "slo_p99_ms must be a finite number > 0" in error.inner_text()
     shot(page, "04-step-error")
     page.close()
 
