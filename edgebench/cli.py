@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -40,6 +41,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not hasattr(args, "handler"):
         parser.print_help()
         return 2
+    try:  # a cancel from the panel (SIGTERM): clean up, then stop
+        previous = signal.signal(signal.SIGTERM, _terminated)
+    except ValueError:  # not the main thread: leave signals alone
+        previous = None
     try:
         data, text = args.handler(args)
     except StepFailed as failed:
@@ -54,6 +59,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(exc.message, type(exc).__name__, wants_json, 1, payload=payload)
     except KeyboardInterrupt:
         return _fail("interrupted", "KeyboardInterrupt", wants_json, 130)
+    except Terminated:
+        return _fail("cancelled (SIGTERM): containers it started were removed", "Terminated", wants_json, 143)
     except OSError as exc:  # a path, port or permission the handler did not expect: say it, no traceback
         where = f": {exc.filename}" if exc.filename else ""
         return _fail(f"{exc.strerror or exc}{where}", type(exc).__name__, wants_json, 1)
@@ -62,6 +69,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         return _fail(f"unexpected {type(exc).__name__}: {exc}. This is a bug in edgebench: please report it with "
                      "the command you ran (EDGEBENCH_DEBUG=1 shows the traceback)", type(exc).__name__, wants_json, 1)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     if wants_json:
         print(json.dumps(data, indent=2, default=str))
     elif text:
@@ -76,6 +86,14 @@ def _fail(message: str, kind: str, wants_json: bool, code: int, usage: str = "",
         print(json.dumps(payload or {"error": message, "type": kind}, indent=2, default=str))
     print(f"{usage}error: {message}", file=sys.stderr)
     return code
+
+
+class Terminated(BaseException):
+    """SIGTERM arrived: unwinds like Ctrl-C, so every ``finally`` (container removal above all) runs."""
+
+
+def _terminated(signum: int, frame: Any) -> None:
+    raise Terminated
 
 
 class UsageError(Exception):

@@ -3,7 +3,10 @@ outside the request thread, survives a browser reload, streams its progress line
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
 import subprocess
 import sys
 import threading
@@ -22,6 +25,7 @@ from ..store import Store
 STEPS = ("bench", "build", "test", "publish")
 DOCKER_STEPS = ("build", "test", "publish")
 MAX_LOG_LINES = 500
+CANCEL_GRACE_S = 15
 
 
 class RunConflict(InvalidInputError):
@@ -73,7 +77,9 @@ class RunManager:
             run = PanelRun(self.next_id, card.name, str(step), command)
             self.next_id += 1
             self.runs[run.id] = run
-        run.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        # its own process group: a cancel reaches what the step started too (a measuring child, a docker call)
+        run.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                       start_new_session=True)
         threading.Thread(target=self._follow, args=(run,), daemon=True).start()
         return run
 
@@ -114,7 +120,7 @@ class RunManager:
             step = Lines.parse(line)
             if step:
                 run.progress = {"done": step[0], "total": step[1], "message": step[2]}
-            elif line.startswith("error: "):
+            elif line.startswith("error: ") and run.status == "running":  # a cancel keeps its own reason
                 run.error = line[len("error: "):]
         out = run.process.stdout.read()
         code = run.process.wait()
@@ -135,12 +141,22 @@ class RunManager:
         return run
 
     def cancel(self, run_id: int, reason: str = "cancelled") -> PanelRun:
+        """Stop a run: SIGTERM to its process group, so the step removes its containers on the way out, then
+        SIGKILL after ``CANCEL_GRACE_S`` for whatever is still there."""
         run = self.get(run_id)
         if run.status == "running" and run.process is not None:
             run.status = "cancelled"
             run.error = reason
-            run.process.terminate()
+            _signal_group(run.process, signal.SIGTERM)
+            threading.Thread(target=self._kill_later, args=(run.process,), daemon=True).start()
         return run
+
+    @staticmethod
+    def _kill_later(process: subprocess.Popen[str]) -> None:
+        try:
+            process.wait(timeout=CANCEL_GRACE_S)
+        except subprocess.TimeoutExpired:
+            _signal_group(process, signal.SIGKILL)
 
     def cancel_model(self, name: str, reason: str) -> list[int]:
         active = [r.id for r in self.runs.values() if r.model == name and r.status == "running"]
@@ -154,7 +170,12 @@ class RunManager:
     def shutdown(self) -> None:
         for run in self.runs.values():
             if run.status == "running" and run.process is not None:
-                run.process.terminate()
+                _signal_group(run.process, signal.SIGTERM)
+
+
+def _signal_group(process: subprocess.Popen[str], sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, sig)
 
 
 class LookupRunError(InvalidInputError, LookupError):

@@ -27,7 +27,7 @@ async def call(jp_fetch, *path, method="GET", body=None, expect=200):
 async def wait_for(jp_fetch, run_id, timeout=120):
     for _ in range(int(timeout * 10)):
         run = await call(jp_fetch, "runs", str(run_id))
-        if run["status"] != "running":
+        if run["status"] != "running" and run["finished"]:  # a cancelled run finishes when its child has stopped
             return run
         await asyncio.sleep(0.1)
     raise AssertionError(f"run {run_id} still running")
@@ -160,3 +160,32 @@ async def test_build_then_test_from_the_panel(jp_fetch, exported, engine):
     state = (await call(jp_fetch, "models"))["models"][0]
     assert state["image"]["tag"] == "edgebench/digits-rf:1-amd64" and state["image_test"]["status"] == "passed"
     engine.images.remove(state["image"]["tag"], force=True)
+
+
+async def test_cancel_stops_the_child_and_removes_the_container_it_started(jp_fetch, jp_serverapp, exported, engine,
+                                                                          store):
+    from ..helpers import derived_image
+
+    image = eb.build_image("digits-rf:1", "linux/amd64", store=store, client=engine)
+    hang = derived_image(engine, image.id, "edgebench-test/hangs:1",
+                         'ENTRYPOINT ["python3", "-c", "import time; time.sleep(600)"]')
+    try:
+        run = await call(jp_fetch, "runs", method="POST", expect=202,
+                         body={"model": "digits-rf", "step": "test", "params": {"image": hang}})
+        child = jp_serverapp.web_app.settings["edgebench_runs"].get(run["id"]).process
+        for _ in range(600):  # the step is waiting for a server that never becomes ready
+            if engine.containers.list(filters={"label": "org.edgebench.test"}):
+                break
+            await asyncio.sleep(0.1)
+        else:
+            raise AssertionError("the test step never started its container")
+        cancelled = await call(jp_fetch, "runs", str(run["id"]), method="DELETE")
+        assert cancelled["status"] == "cancelled"
+        done = await wait_for(jp_fetch, run["id"], timeout=30)
+        assert done["status"] == "cancelled" and done["error"] == "cancelled"
+        assert child.poll() is not None  # the edgebench child is gone...
+        assert not engine.containers.list(all=True, filters={"label": "org.edgebench.test"})  # ...and its container
+        assert any("containers it started were removed" in line for line in done["log"])
+    finally:
+        engine.images.remove(hang, force=True)
+        engine.images.remove(image.tag, force=True)
