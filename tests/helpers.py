@@ -134,3 +134,19 @@ class Watch:
     def __exit__(self, *exc):
         self._stop.set()
         self._thread.join()
+
+
+def require(module, why):
+    """Import ``module`` for a test, or skip with ``why``; in CI (CI=true) a missing module fails instead."""
+    import importlib
+
+    import pytest
+
+    from edgebench import config
+
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        if config.in_ci():
+            pytest.fail(f"CI=true and {module} is missing: {why}")
+        pytest.skip(f"{module} is not installed: {why}")

@@ -7,6 +7,8 @@ import pytest
 
 import edgebench as eb
 
+from .helpers import require
+
 
 def test_classifier_exports_labels_and_probabilities(store, digits, digits_rf):
     x, _ = digits
@@ -63,7 +65,7 @@ def test_mlp_regressor_isolation_forest_and_pipelines(store, digits):
 
 
 def test_column_transformer_on_mixed_columns(store, rng):
-    pd = pytest.importorskip("pandas")
+    pd = require("pandas", "pip install -e .[dev] installs it")
     from sklearn.compose import ColumnTransformer
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import Pipeline
@@ -214,7 +216,7 @@ def test_sample_of_strings_where_numbers_are_expected(store, digits_rf):
 
 
 def test_dataframe_with_text_column_where_numbers_are_expected(store, digits, digits_rf):
-    pd = pytest.importorskip("pandas")
+    pd = require("pandas", "pip install -e .[dev] installs it")
     frame = pd.DataFrame(digits[0][:5], columns=[f"p{i}" for i in range(64)])
     frame["p3"] = "high"
     with pytest.raises(eb.SampleError, match="RandomForestClassifier rejected the sample"):

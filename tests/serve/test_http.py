@@ -12,10 +12,10 @@ import threading
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 import edgebench.serve
 
+from ..helpers import require
 from .conftest import start_server, stop_server
 
 
@@ -29,7 +29,7 @@ def post(port, body, path="/v2/models/digits-rf/infer", headers=None):
 
 
 def test_triton_client_works_unchanged_in_json_and_binary(server, card):
-    httpclient = pytest.importorskip("tritonclient.http")
+    httpclient = require("tritonclient.http", "pip install -e .[dev] installs it")
     client = httpclient.InferenceServerClient(f"127.0.0.1:{server}")
     assert client.is_server_live() and client.is_model_ready("digits-rf")
     assert client.get_model_metadata("digits-rf")["inputs"][0]["shape"] == [-1, 64]
