@@ -150,3 +150,34 @@ def require(module, why):
         if config.in_ci():
             pytest.fail(f"CI=true and {module} is missing: {why}")
         pytest.skip(f"{module} is not installed: {why}")
+
+
+def slow_model(path, matmuls=6, rows=2048):
+    """A model that takes a while per input row (each row is tiled to ``rows`` x 64 and pushed through
+    ``matmuls`` 1024 x 1024 matrix products): how tests make a request stay in flight. Output: one value per row."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    weights = [numpy_helper.from_array((rng.normal(size=(64, 1024)) * 0.05).astype(np.float32), "w0")]
+    weights += [numpy_helper.from_array((rng.normal(size=(1024, 1024)) * 0.03).astype(np.float32), "w")]
+    weights += [numpy_helper.from_array(np.array([1, rows, 1], dtype=np.int64), "repeats"),
+                numpy_helper.from_array(np.array([1], dtype=np.int64), "axis1"),
+                numpy_helper.from_array(np.array([2], dtype=np.int64), "axis2"),
+                numpy_helper.from_array(np.array([1, 2], dtype=np.int64), "axes")]
+    nodes = [helper.make_node("Unsqueeze", ["x", "axis1"], ["x3"]),  # [N, 1, 64]
+             helper.make_node("Tile", ["x3", "repeats"], ["tiled"]),  # [N, rows, 64]
+             helper.make_node("MatMul", ["tiled", "w0"], ["h0"])]  # [N, rows, 1024]
+    for i in range(matmuls):
+        nodes.append(helper.make_node("MatMul", [f"h{i}", "w"], [f"m{i}"]))
+        nodes.append(helper.make_node("Tanh", [f"m{i}"], [f"h{i + 1}"]))
+    nodes.append(helper.make_node("ReduceMean", [f"h{matmuls}", "axes"], ["mean"], keepdims=1))  # [N, 1, 1]
+    nodes.append(helper.make_node("Squeeze", ["mean", "axis2"], ["y"]))  # [N, 1]
+    graph = helper.make_graph(
+        nodes, "slow", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 64])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 1])], initializer=weights)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], producer_name="edgebench-tests")
+    model.ir_version = 8
+    onnx.save(model, path)
+    return path

@@ -70,11 +70,10 @@ class Runner:
             deadline = first[2] + self.max_wait
             while rows < self.max_batch:
                 timeout = deadline - time.perf_counter()
-                if timeout <= 0:
-                    break
-                try:
-                    item = await asyncio.wait_for(self.queue.get(), timeout)
-                except TimeoutError:
+                try:  # past the wait (requests queued during the last run), take what is already there
+                    item = self.queue.get_nowait() if timeout <= 0 else \
+                        await asyncio.wait_for(self.queue.get(), timeout)
+                except (TimeoutError, asyncio.QueueEmpty):
                     break
                 batch.append(item)
                 rows += item[0].rows

@@ -5,17 +5,21 @@ from __future__ import annotations
 import ast
 import http.client
 import json
+import shutil
 import signal
 import socket
 import sys
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 
+import edgebench as eb
 import edgebench.serve
 
-from ..helpers import require
+from ..helpers import require, slow_model
 from .conftest import start_server, stop_server
 
 
@@ -77,41 +81,93 @@ def test_chunked_body_and_garbage_request_line(server):
     assert post(server, b"{}", path="/v2/health/live")[0] == 200
 
 
-def test_adaptive_batching_merges_concurrent_requests(model_dir, card):
-    process, port = start_server(model_dir, "--max-batch", "8", "--max-wait-ms", "20")
+@pytest.fixture(scope="module")
+def slow_dir(tmp_path_factory):
+    """A model that takes ~0.3 s per row on this machine, as an image carries it."""
+    store = eb.Store(tmp_path_factory.mktemp("slow-store"))
+    onnx = slow_model(tmp_path_factory.mktemp("slow") / "slow.onnx")
+    card = eb.import_onnx(onnx, np.ones((1, 64), np.float32), "slow", store=store)
+    folder = tmp_path_factory.mktemp("slow-model")
+    shutil.copyfile(store.model_path(card), folder / "model.onnx")
+    (folder / "card.json").write_text(card.to_json())
+    return folder
+
+
+def slow_request(value):
+    return json.dumps({"inputs": [{"name": "x", "datatype": "FP32", "shape": [1, 64], "data": [value] * 64}]}).encode()
+
+
+def in_process(folder, value):
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    session = ort.InferenceSession(str(folder / "model.onnx"), options, providers=["CPUExecutionProvider"])
+    return session.run(None, {"x": np.full((1, 64), value, np.float32)})[0].ravel().tolist()
+
+
+def test_adaptive_batching_merges_requests_that_arrive_during_a_run(slow_dir):
+    process, port = start_server(slow_dir, "--max-batch", "8", "--max-wait-ms", "1")
     try:
         results = {}
 
         def one(i):
-            sample = card.golden[i % len(card.golden)]
-            status, data = post(port, json.dumps({"inputs": sample.inputs}).encode())
-            results[i] = (status, json.loads(data)["outputs"][0]["data"], sample.outputs[0]["data"])
+            status, data = post(port, slow_request(i / 10), path="/v2/models/slow/infer")
+            results[i] = (status, json.loads(data)["outputs"][0]["data"])
 
-        threads = [threading.Thread(target=one, args=(i,)) for i in range(16)]
-        for t in threads:
+        first = threading.Thread(target=one, args=(0,))
+        first.start()
+        time.sleep(0.1)  # the first request runs alone for ~0.3 s; the six below arrive meanwhile
+        rest = [threading.Thread(target=one, args=(i,)) for i in range(1, 7)]
+        for t in rest:
             t.start()
-        for t in threads:
-            t.join()
-        assert all(status == 200 and got == want for status, got, want in results.values())
+        for t in [first, *rest]:
+            t.join(timeout=60)
+        for i, (status, got) in results.items():  # each request gets its own rows back
+            assert status == 200 and got == pytest.approx(in_process(slow_dir, i / 10), rel=1e-4), i
         connection = http.client.HTTPConnection("127.0.0.1", port)
         connection.request("GET", "/metrics")
-        metrics = connection.getresponse().read().decode()
-        runs = next(line for line in metrics.splitlines() if line.startswith("edgebench_batch_size_count"))
-        assert int(runs.split()[-1]) < 16  # fewer onnxruntime runs than requests
+        metrics = {line.split("{")[0]: line.rsplit(" ", 1)[1] for line in
+                   connection.getresponse().read().decode().splitlines() if line.startswith("edgebench_batch_size_")}
+        assert float(metrics["edgebench_batch_size_sum"]) == 7
+        assert float(metrics["edgebench_batch_size_count"]) <= 3  # the six waiting requests were merged
     finally:
         stop_server(process)
 
 
-def test_sigterm_drains_in_flight_requests_and_exits_0(model_dir, card):
-    process, port = start_server(model_dir)
-    body = json.dumps({"inputs": card.golden[0].inputs}).encode()
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    connection.request("POST", "/v2/models/digits-rf/infer", body=body)
-    process.send_signal(signal.SIGTERM)
-    assert connection.getresponse().status == 200
-    assert process.wait(timeout=15) == 0
-    log = process.stderr.read()
-    assert "draining" in log and "stopped" in log
+@pytest.mark.parametrize("batching", [False, True])
+def test_sigterm_answers_the_slow_request_in_flight_and_takes_no_new_ones(slow_dir, batching):
+    process, port = start_server(slow_dir, *(["--max-batch", "4"] if batching else []))
+    answer = {}
+
+    def send():
+        start = time.perf_counter()
+        status, data = post(port, slow_request(0.5), path="/v2/models/slow/infer")
+        answer.update(status=status, data=json.loads(data), seconds=time.perf_counter() - start,
+                      at=time.monotonic())
+
+    try:
+        sender = threading.Thread(target=send)
+        sender.start()
+        time.sleep(0.1)
+        process.send_signal(signal.SIGTERM)
+        if batching:  # the event loop is free while the worker computes: new connections are refused at once
+            time.sleep(0.1)
+            with pytest.raises(ConnectionRefusedError):
+                socket.create_connection(("127.0.0.1", port), timeout=2)
+            refused_at = time.monotonic()
+        sender.join(timeout=30)
+        assert answer["status"] == 200 and answer["seconds"] > 0.25  # it was running when SIGTERM came
+        assert answer["data"]["outputs"][0]["data"] == pytest.approx(in_process(slow_dir, 0.5), rel=1e-4)
+        if batching:
+            assert refused_at < answer["at"]
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", port), timeout=2)
+        assert process.wait(timeout=15) == 0
+        log = process.stderr.read()
+        assert "draining" in log and "stopped" in log
+    finally:
+        stop_server(process)
 
 
 def test_server_package_imports_nothing_else_from_edgebench():
