@@ -181,3 +181,19 @@ def slow_model(path, matmuls=6, rows=2048):
     model.ir_version = 8
     onnx.save(model, path)
     return path
+
+
+def tool(name, how):
+    """The path of an outside program a test needs; missing, it skips with ``how`` (fails in CI)."""
+    import shutil
+
+    import pytest
+
+    from edgebench import config
+
+    found = shutil.which(name)
+    if found is None:
+        if config.in_ci():
+            pytest.fail(f"CI=true and {name} is missing: {how}")
+        pytest.skip(f"{name} is not installed: {how}")
+    return found

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import json
 import socket
 import subprocess
@@ -17,7 +18,7 @@ import pytest
 import edgebench as eb
 from edgebench.registry import RegistryClient
 
-from ..helpers import derived_image
+from ..helpers import derived_image, tool
 
 pytestmark = pytest.mark.docker
 
@@ -233,6 +234,7 @@ def test_archive_is_an_oci_layout_and_a_docker_archive_that_loads_with_the_same_
         for layer in manifest["layers"][:2]:
             data = tar.extractfile("blobs/sha256/" + layer["digest"].split(":")[1]).read()
             assert "sha256:" + hashlib.sha256(data).hexdigest() == layer["digest"]
+    check_with_skopeo(archive, image_id, tmp_path)
     done = subprocess.run([sys.executable, "-m", "edgebench", "load", str(archive), "--json"], capture_output=True,
                           text=True, timeout=300)
     try:
@@ -257,3 +259,40 @@ def test_cli_publish_needs_exactly_one_destination(tested, image_store):
     done = subprocess.run([sys.executable, "-m", "edgebench", "--home", str(image_store.home), "publish",
                            tested.tags[0]], capture_output=True, text=True, timeout=120)
     assert done.returncode == 1 and "give either REGISTRY/REPOSITORY or --to oci-archive:FILE.tar" in done.stderr
+
+
+def check_with_skopeo(archive, image_id, tmp_path):
+    """A reader that is not ours: skopeo reads the archive, checks every blob against its digest as it copies,
+    and refuses the same archive with one byte of a layer changed."""
+    import shutil
+
+    skopeo = tool("skopeo", "scripts/services.sh installs Debian's skopeo")
+    ref = f"oci-archive:{archive}"
+    manifest = json.loads(subprocess.run([skopeo, "inspect", "--raw", ref], capture_output=True, text=True,
+                                         check=True).stdout)
+    assert manifest["schemaVersion"] == 2 and manifest["mediaType"] == "application/vnd.oci.image.manifest.v1+json"
+    assert manifest["config"]["mediaType"] == "application/vnd.oci.image.config.v1+json"
+    assert {layer["mediaType"] for layer in manifest["layers"]} <= {
+        "application/vnd.oci.image.layer.v1.tar", "application/vnd.oci.image.layer.v1.tar+gzip"}
+    assert manifest["config"]["digest"] == image_id
+    config = json.loads(subprocess.run([skopeo, "inspect", "--config", "--raw", ref], capture_output=True,
+                                       text=True, check=True).stdout)
+    assert config["architecture"] == "amd64" and config["os"] == "linux"
+    copied = subprocess.run([skopeo, "copy", "--quiet", ref, f"dir:{tmp_path / 'copy'}"], capture_output=True,
+                            text=True)
+    assert copied.returncode == 0, copied.stderr
+    with tarfile.open(archive) as tar:
+        assert json.load(tar.extractfile("oci-layout")) == {"imageLayoutVersion": "1.0.0"}
+    # one byte changed in the smallest layer: skopeo must refuse it
+    smallest = min(manifest["layers"], key=lambda layer: layer["size"])["digest"].split(":")[1]
+    tampered = tmp_path / "tampered.tar"
+    with tarfile.open(archive) as source, tarfile.open(tampered, "w") as target:
+        for member in source.getmembers():
+            data = source.extractfile(member).read() if member.isfile() else None
+            if member.name == f"blobs/sha256/{smallest}":
+                data = bytes([data[0] ^ 1]) + data[1:]
+            target.addfile(member, io.BytesIO(data) if data is not None else None)
+    refused = subprocess.run([skopeo, "copy", "--quiet", f"oci-archive:{tampered}", f"dir:{tmp_path / 'bad'}"],
+                             capture_output=True, text=True)
+    assert refused.returncode != 0 and "digest" in refused.stderr.lower(), refused.stderr
+    shutil.rmtree(tmp_path / "copy", ignore_errors=True)
