@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, field
 from html import escape
 from typing import Any
 
-from .core.errors import InvalidInputError, PublishError
+from .core.errors import InvalidInputError, PublishError, first_line
 from .core.images import ImageRef, ImageTestReport
 from .engine import docker_client
 from .progress import Progress, auto
@@ -104,14 +104,31 @@ def find_credentials(registry: str, given: Credentials | None = None) -> Credent
     username, password = os.environ.get("EDGEBENCH_REGISTRY_USERNAME"), os.environ.get("EDGEBENCH_REGISTRY_PASSWORD")
     if username and password:
         return Credentials(username, password)
-    try:
-        from docker import auth
+    from docker import auth, credentials, errors
 
-        found = auth.load_config().resolve_authconfig(registry)
-    except Exception:
-        found = None
-    if found and found.get("Username") and found.get("Password"):
-        return Credentials(found["Username"], found["Password"])
+    try:
+        config = auth.load_config()
+    except (errors.InvalidConfigFile, OSError, ValueError) as exc:
+        raise PublishError(f"the docker config ({os.environ.get('DOCKER_CONFIG') or '~/.docker'}/config.json) "
+                           f"does not read: {exc}; fix it, or set EDGEBENCH_REGISTRY_USERNAME and "
+                           "EDGEBENCH_REGISTRY_PASSWORD", registry=registry) from None
+    try:
+        found = config.resolve_authconfig(registry)
+    except (credentials.errors.StoreError, errors.DockerException) as exc:
+        helper = config.get_credential_store(registry) or "?"
+        while exc.__cause__ is not None or exc.__context__ is not None:  # the helper's own words are innermost
+            inner = exc.__cause__ or exc.__context__
+            if not isinstance(inner, credentials.errors.StoreError):
+                break
+            exc = inner
+        raise PublishError(
+            f"the docker credential helper docker-credential-{helper} failed for {registry}: "
+            f"{first_line(exc)}. Fix the helper (or log in again with `docker login {registry}`), or set "
+            "EDGEBENCH_REGISTRY_USERNAME and EDGEBENCH_REGISTRY_PASSWORD", registry=registry,
+        ) from None
+    found = {k.lower(): v for k, v in (found or {}).items()}  # `auths` entries are lowercase, helpers' are not
+    if found.get("username") and found.get("password"):
+        return Credentials(found["username"], found["password"])
     return None
 
 
@@ -176,7 +193,17 @@ class RegistryClient:
         if self.credentials:
             raw = f"{self.credentials.username}:{self.credentials.password}".encode()
             request.add_header("Authorization", "Basic " + base64.b64encode(raw).decode())
-        status, _, body = self.transport(request, self.timeout)
+        try:
+            status, _, body = self.transport(request, self.timeout)
+        except OSError as exc:
+            raise PublishError(f"the token service of registry {self.registry} at {params.get('realm')} is "
+                               f"unreachable ({getattr(exc, 'reason', exc)})", registry=self.registry) from None
+        if status in (401, 403):
+            who = f"user {self.credentials.username!r}" if self.credentials else "anonymous access"
+            raise PublishError(
+                f"registry {self.registry} refused {who} (its token service answered HTTP {status}): check the "
+                "credentials (docker login, a credential helper, or EDGEBENCH_REGISTRY_USERNAME / "
+                "EDGEBENCH_REGISTRY_PASSWORD); nothing was pushed", registry=self.registry)
         if status != 200:
             raise PublishError(f"registry {self.registry} refused a token (HTTP {status})", registry=self.registry)
         data = json.loads(body)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
 import io
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -296,3 +298,76 @@ def check_with_skopeo(archive, image_id, tmp_path):
                              capture_output=True, text=True)
     assert refused.returncode != 0 and "digest" in refused.stderr.lower(), refused.stderr
     shutil.rmtree(tmp_path / "copy", ignore_errors=True)
+
+
+# -- where credentials come from, and the token flow -------------------------------------------------------------
+
+
+def test_token_auth_registry_push_and_read_back_through_bearer_tokens(engine, tested, image_store, token_registry):
+    registry = token_registry["registry"]
+    creds = eb.Credentials(token_registry["user"], token_registry["password"])
+    result = eb.publish(tested, f"{registry}/edge/digits-rf", ["1", "stable"], credentials=creds,
+                        store=image_store, client=engine)
+    assert result.verified and result.tags == ["1", "stable"]
+    scopes = {s for request in token_registry["tokens"] if request["authorized"] for s in request["scope"]}
+    assert scopes & {"repository:edge/digits-rf:pull,push", "repository:edge/digits-rf:push,pull"}, scopes
+    reader = RegistryClient(registry, creds)
+    assert reader.manifest("edge/digits-rf", "stable")[0] == result.digest  # our client, through its own token
+    assert reader.token is not None
+    anonymous = RegistryClient(registry)
+    with pytest.raises(eb.PublishError, match="refused anonymous access"):
+        anonymous.ping()
+
+
+def test_token_auth_registry_with_a_wrong_password_pushes_nothing(engine, tested, image_store, token_registry):
+    registry = token_registry["registry"]
+    with pytest.raises(eb.PublishError) as err:
+        eb.publish(tested, f"{registry}/edge/refused", ["1"], store=image_store, client=engine,
+                   credentials=eb.Credentials(token_registry["user"], "wrong"))
+    assert f"registry {registry} refused user 'token-user' (its token service answered HTTP 401)" in str(err.value)
+    assert "nothing was pushed" in str(err.value)
+    reader = RegistryClient(registry, eb.Credentials(token_registry["user"], token_registry["password"]))
+    assert reader.tags("edge/refused") == []
+
+
+def docker_config(folder, registry, **config):
+    folder.mkdir(exist_ok=True)
+    (folder / "config.json").write_text(json.dumps(config))
+    return folder
+
+
+def test_credentials_from_docker_login(engine, tested, image_store, registries, monkeypatch, tmp_path):
+    auth = base64.b64encode(f"{registries['user']}:{registries['password']}".encode()).decode()
+    monkeypatch.setenv("DOCKER_CONFIG", str(docker_config(tmp_path / "docker", registries["auth"],
+                                                          auths={registries["auth"]: {"auth": auth}})))
+    result = eb.publish(tested, f"{registries['auth']}/edge/from-login", ["1"], store=image_store, client=engine)
+    assert result.verified
+
+
+def credential_helper(folder, name, script):
+    helper = folder / f"docker-credential-{name}"
+    helper.write_text("#!/bin/sh\n" + script)
+    helper.chmod(0o755)
+    return folder
+
+
+def test_credentials_from_a_credential_helper(engine, tested, image_store, registries, monkeypatch, tmp_path):
+    answer = json.dumps({"ServerURL": registries["auth"], "Username": registries["user"],
+                         "Secret": registries["password"]})
+    bin_dir = credential_helper(tmp_path, "edgebench-test", f"[ \"$1\" = get ] && cat >/dev/null && echo '{answer}'\n")
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    monkeypatch.setenv("DOCKER_CONFIG", str(docker_config(tmp_path / "docker", registries["auth"],
+                                                          credHelpers={registries["auth"]: "edgebench-test"})))
+    result = eb.publish(tested, f"{registries['auth']}/edge/from-helper", ["1"], store=image_store, client=engine)
+    assert result.verified
+
+
+def test_a_broken_credential_helper_is_said(engine, tested, image_store, registries, monkeypatch, tmp_path):
+    bin_dir = credential_helper(tmp_path, "broken", "echo 'keychain is locked'; exit 1\n")  # helpers answer on stdout
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    monkeypatch.setenv("DOCKER_CONFIG", str(docker_config(tmp_path / "docker", registries["auth"],
+                                                          credHelpers={registries["auth"]: "broken"})))
+    with pytest.raises(eb.PublishError) as err:
+        eb.publish(tested, f"{registries['auth']}/edge/x", ["1"], store=image_store, client=engine)
+    assert f"the docker credential helper docker-credential-broken failed for {registries['auth']}" in str(err.value)
+    assert "keychain is locked" in str(err.value)
