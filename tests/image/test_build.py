@@ -10,6 +10,8 @@ import pytest
 
 import edgebench as eb
 
+from ..helpers import derived_image
+
 pytestmark = pytest.mark.docker
 
 
@@ -38,22 +40,45 @@ def test_built_image_has_labels_user_healthcheck_and_is_recorded(engine, built, 
     assert {"onnxruntime", "numpy", "edgebench-serve"} <= {c["name"] for c in sbom["components"]}
 
 
-def test_rebuild_after_a_model_only_change_reuses_runtime_and_server_layers(engine, built, image_store, digits):
+@pytest.fixture(scope="module")
+def multi_layer_base(engine):
+    """A base of several layers, built offline: python:3.11-slim-bookworm has four, ours has one."""
+    from edgebench import config
+
+    base = config.base_image().format(arch="amd64")
+    tag = derived_image(engine, base, "edgebench-test/base:multi-layer", "COPY one /opt/one", "COPY two /opt/two",
+                        "ENV LANG=C.UTF-8", files={"one": b"1", "two": b"2"})
+    yield tag
+    engine.images.remove(tag, force=True)
+
+
+@pytest.mark.parametrize("base", ["default", "multi-layer"])
+def test_rebuild_after_a_model_only_change_reuses_base_runtime_and_server_layers(engine, image_store, digits,
+                                                                                base, multi_layer_base):
     from sklearn.tree import DecisionTreeClassifier
 
+    from edgebench import config
+
+    base_image = multi_layer_base if base == "multi-layer" else config.base_image().format(arch="amd64")
+    base_layers = engine.images.get(base_image).attrs["RootFS"]["Layers"]
     x, y = digits
-    eb.export_model(DecisionTreeClassifier(max_depth=5, random_state=0).fit(x, y), x[:20], "digits-rf",
-                    store=image_store)
-    second = eb.build_image("digits-rf", store=image_store, client=engine)
+    store = eb.Store(image_store.home.parent / f"rebuild-{base}")
+    eb.export_model(DecisionTreeClassifier(max_depth=4, random_state=0).fit(x, y), x[:20], "dt", store=store)
+    first = eb.build_image("dt", base_image=base_image, store=store, client=engine)
+    eb.export_model(DecisionTreeClassifier(max_depth=5, random_state=0).fit(x, y), x[:20], "dt", store=store)
+    second = eb.build_image("dt", base_image=base_image, store=store, client=engine)
     try:
-        first_layers = engine.images.get(built.id).attrs["RootFS"]["Layers"]
+        first_layers = engine.images.get(first.id).attrs["RootFS"]["Layers"]
         second_layers = engine.images.get(second.id).attrs["RootFS"]["Layers"]
-        # base, runtime and server layers are shared; only the model layer differs
-        assert first_layers[:3] == second_layers[:3]
-        assert first_layers[3] != second_layers[3]
+        n = len(base_layers)
+        assert first_layers[:n] == second_layers[:n] == base_layers
+        assert len(first_layers) == len(second_layers) == n + 3  # runtime, server, model on top of the base
+        assert first_layers[n:n + 2] == second_layers[n:n + 2]  # runtime and server reused
+        assert first_layers[n + 2] != second_layers[n + 2]  # only the model layer differs
         assert any("Using cache" in line for line in second.build_log)
     finally:
-        engine.images.remove(second.id, force=True)
+        for image in (first, second):
+            engine.images.remove(image.id, force=True)
 
 
 def test_arm64_image_builds_on_this_host_with_aarch64_wheels(engine, image_store):
