@@ -4,6 +4,7 @@ Screenshots go to artifacts/screenshots/ (CI keeps that folder)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import shutil
@@ -18,6 +19,7 @@ import pytest
 import edgebench as eb
 from edgebench import config
 from edgebench.image.tester import free_port
+from edgebench.registry import RegistryClient
 
 from ..helpers import stop_process
 
@@ -139,3 +141,64 @@ def test_a_long_name_and_description_keep_the_layout(browser, lab, store, digits
     assert overflow <= 1, f"the panel scrolls sideways by {overflow} px"
     shot(page, "05-long-name")
     page.close()
+
+
+def test_markup_in_a_description_shows_as_text(browser, lab, store, digits, digits_rf):
+    text = '<b>bold</b><img src="x" onerror="window.__injected = 1"> & <script>window.__injected = 2</script>'
+    eb.export_model(digits_rf, digits[0][:20], "digits-rf", store=store, metadata={"description": text})
+    page = open_panel(browser, lab)
+    page.locator('[data-eb-model="digits-rf"]').click(timeout=30_000)
+    description = page.locator(".eb-description")
+    description.wait_for()
+    assert description.inner_text() == text
+    assert description.locator("b, img, script").count() == 0
+    assert page.evaluate("() => window.__injected === undefined")
+    page.close()
+
+
+def wait_run(page, step, status, timeout=180_000):
+    page.locator(f'[data-eb="run-status"][data-eb-status="{status}"]:has-text("{step} {status}")').wait_for(
+        timeout=timeout)
+    return page.locator('[data-eb="run"]').inner_text()
+
+
+def test_build_test_and_publish_from_the_panel_then_cancel_a_test(browser, lab, store, digits, digits_rf, engine,
+                                                                   registries):
+    from ..helpers import derived_image
+
+    eb.export_model(digits_rf, digits[0][:20], "digits-rf", store=store)
+    page = open_panel(browser, lab)
+    page.locator('[data-eb-model="digits-rf"]').click(timeout=30_000)
+    tag = "edgebench/digits-rf:1-amd64"
+    try:
+        page.locator('[data-eb-step="build"]').click()
+        log = wait_run(page, "build", "passed")
+        assert "build passed" in log and "[1/" in log  # progress lines reached the panel
+        page.locator('[data-eb-step="test"]:not([disabled])').click(timeout=30_000)
+        log = wait_run(page, "test", "passed")
+        assert "test passed" in log and "replaying" in log
+        destination = f"{registries['open']}/ui/digits-rf"
+        page.locator('[data-eb="destination"]').fill(destination)
+        page.locator('[data-eb-step="publish"]:not([disabled])').click(timeout=30_000)
+        log = wait_run(page, "publish", "passed")
+        assert "publish passed" in log
+        assert "published sha256:" in page.locator('[data-eb-model="digits-rf"]').inner_text()
+        shot(page, "06-published")
+        digest = store.runs("digits-rf", step="publish")[0].outputs["digest"]
+        assert RegistryClient(registries["open"]).manifest("ui/digits-rf", "1")[0] == digest
+
+        # the same tag now hangs at start: the test waits for readiness until cancelled from the panel
+        derived_image(engine, tag, tag, 'ENTRYPOINT ["python3", "-c", "import time; time.sleep(600)"]')
+        page.locator('[data-eb-step="test"]:not([disabled])').click(timeout=30_000)
+        page.locator('[data-eb="cancel"]').click(timeout=30_000)
+        wait_run(page, "test", "cancelled", timeout=60_000)
+        for _ in range(300):  # the step unwinds and removes its container
+            if not engine.containers.list(all=True, filters={"label": "org.edgebench.test"}):
+                break
+            time.sleep(0.1)
+        assert not engine.containers.list(all=True, filters={"label": "org.edgebench.test"})
+        shot(page, "07-cancelled")
+    finally:
+        page.close()
+        with contextlib.suppress(Exception):
+            engine.images.remove(tag, force=True)
