@@ -38,11 +38,11 @@ from .image.builder import build_image, write_build_context
 from .image.tester import test_image
 from .pipeline import PipelineResult, run_pipeline
 from .profiles import list_profiles, load_profile
-from .registry import Credentials, PublishResult, publish
+from .publish import Credentials, PublishResult, publish
+from .publish.archive import LoadedImage, load_archive
 from .runs import NotebookRun, SweepResult, record, run_notebook, sweep
 from .store import Run, Store
 from .store import open_store as _open_store
-from .transfer import LoadedImage, load_archive
 from .widgets import Workbench
 
 __version__ = "0.1.0"

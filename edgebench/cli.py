@@ -353,7 +353,7 @@ def _test_image(args: argparse.Namespace) -> tuple[Any, str]:
 
 def _publish(args: argparse.Namespace) -> tuple[Any, str]:
     from .progress import Lines
-    from .registry import publish
+    from .publish import publish
 
     destination = args.to or args.destination
     if not destination or (args.to and args.destination):
@@ -366,7 +366,7 @@ def _publish(args: argparse.Namespace) -> tuple[Any, str]:
 
 
 def _load(args: argparse.Namespace) -> tuple[Any, str]:
-    from .transfer import load_archive
+    from .publish.archive import load_archive
 
     loaded = load_archive(args.archive)
     return loaded.__dict__, f"loaded {loaded.image_id} ({', '.join(loaded.tags) or 'untagged'})"

@@ -39,3 +39,11 @@ def run_dir() -> Path | None:
     """The folder of the notebook run in progress (set by ``edgebench run``), if any."""
     value = os.environ.get("EDGEBENCH_RUN_DIR")
     return Path(value) if value else None
+
+
+def tool(name: str) -> str | None:
+    """An outside program (cosign, kustomize, qemu-aarch64...): on ``PATH``, else where ``scripts/tools.sh`` put
+    it (``$EDGEBENCH_CACHE/bin``); None when neither has it."""
+    import shutil
+
+    return shutil.which(name) or shutil.which(name, path=str(cache_dir() / "bin"))

@@ -90,7 +90,7 @@ def _containers(ref: str, result: PipelineResult, registry: str | None, archive:
     from .engine import docker_client, engine_available
     from .image.builder import build_image
     from .image.tester import test_image
-    from .registry import publish
+    from .publish import publish
 
     if client is None:
         ok, why = engine_available()

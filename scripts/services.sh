@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Start (or stop) what the tests and the demo need: a Docker Engine, the offline base images, and two OCI
-# registries on loopback (Debian's docker-registry: one open, one with htpasswd auth). Also installs the
-# Debian tools the tests use: 7zip (host calibration) and chromium (the JupyterLab panel's UI tests).
+# Start (or stop) what the tests and the demo need: a Docker Engine, the offline base images, arm64 emulation
+# (scripts/tools.sh: a pinned QEMU registered with binfmt_misc, machine-wide), and two OCI registries on loopback
+# (Debian's docker-registry: one open, one with htpasswd auth). Also installs the Debian tools the tests use:
+# 7zip (host calibration), skopeo (an outside reader of archives) and chromium (the panel's UI tests).
 #
 #   scripts/services.sh start   install missing Debian packages, start dockerd unless one is reachable,
 #                               build the offline base images (cached), start the registries;
@@ -144,6 +145,10 @@ case "${1:-}" in
         export DOCKER_HOST
         scripts/build-base-image.sh amd64 >&2
         scripts/build-base-image.sh arm64 >&2
+        # pinned Debian 13 binaries (QEMU user mode, cosign, kustomize, quadlet), and arm64 emulation for the engine
+        tools_bin=$(scripts/tools.sh install)
+        echo "export PATH=$tools_bin:\$PATH" >>"$run/env"
+        scripts/tools.sh register-arm64 || log "arm64 images will be built and inspected, not run"
         start_registries
         ;;
     stop)

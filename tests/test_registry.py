@@ -7,7 +7,7 @@ import json
 import pytest
 
 import edgebench as eb
-from edgebench.registry import RegistryClient, check_tags, parse_destination
+from edgebench.publish.registry import RegistryClient, check_tags, parse_destination
 
 
 @pytest.mark.parametrize(

@@ -93,21 +93,36 @@ class ImageTestReport:
     latency_ms: dict[str, float]
     peak_memory_mb: float | None
     logs: str
+    emulated: bool = False  # ran under QEMU: functional checks hold, timings and memory say nothing of a board
+    emulator_baseline_mb: float | None = None  # idle python3 of the same base under the same emulation
 
     @property
     def passed(self) -> bool:
         return bool(self.checks) and all(c.passed for c in self.checks)
 
     @property
+    def output_differences(self) -> dict[str, float]:
+        """Per output, the largest difference between this image's answers and the host's golden outputs (for
+        labels: how many differed). Under emulation, that is what the target's kernels change."""
+        golden = next((c for c in self.checks if c.name == "golden"), None)
+        return dict(golden.details.get("max_abs_diff", {})) if golden else {}
+
+    @property
     def failures(self) -> list[Check]:
         return [c for c in self.checks if not c.passed]
 
     def summary(self) -> str:
-        if self.passed:
-            lat = self.latency_ms
-            return (f"image test passed: {len(self.checks)} checks, cold start {self.cold_start_s:.2f} s, "
-                    f"p50 {lat.get('p50', 0):.2f} ms, p99 {lat.get('p99', 0):.2f} ms")
-        return "image test failed: " + "; ".join(f"{c.name}: {c.message}" for c in self.failures)
+        if not self.passed:
+            return "image test failed: " + "; ".join(f"{c.name}: {c.message}" for c in self.failures)
+        lat = self.latency_ms
+        timing = (f"cold start {self.cold_start_s:.2f} s, p50 {lat.get('p50', 0):.2f} ms, p99 "
+                  f"{lat.get('p99', 0):.2f} ms")
+        if not self.emulated:
+            return f"image test passed: {len(self.checks)} checks, {timing}"
+        diffs = ", ".join(f"{k} {v:.3g}" for k, v in self.output_differences.items())
+        return (f"image test passed under emulation ({self.platform}): {len(self.checks)} functional checks; "
+                f"largest difference from the host's outputs: {diffs or '-'}; emulated, not a board's: {timing}, "
+                f"peak {_mb(self.peak_memory_mb)} (QEMU and python3 idle: {_mb(self.emulator_baseline_mb)})")
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "passed": self.passed}
@@ -121,11 +136,18 @@ class ImageTestReport:
     def _repr_html_(self) -> str:
         rows = [(c.name, "pass" if c.passed else "fail", c.message) for c in self.checks]
         lat = ", ".join(f"{k} {v:.2f} ms" for k, v in self.latency_ms.items())
-        memory = f"{self.peak_memory_mb:.0f} MB" if self.peak_memory_mb is not None else "-"
+        emulated = " (emulated: says nothing of a board)" if self.emulated else ""
+        diffs = "".join(f"<li>{escape(k)}: {v:.3g}</li>" for k, v in self.output_differences.items())
         return (
             f"<div><p>Image test {render.verdict(self.passed)}: {escape(self.image)} ({escape(self.model)}, "
-            f"{escape(self.platform)}), limits {escape(str(self.limits))}; cold start "
-            f"{render.fmt(self.cold_start_s)} s; latency {escape(lat or '-')}; peak memory {memory}</p>"
+            f"{escape(self.platform)}{', under emulation' if self.emulated else ''}); cold start "
+            f"{render.fmt(self.cold_start_s)} s; latency {escape(lat or '-')}; peak memory "
+            f"{_mb(self.peak_memory_mb)}{emulated}</p>"
+            + (f"<p>Largest difference from the host's golden outputs:</p><ul>{diffs}</ul>" if diffs else "")
             + render.table(["check", "verdict", "message"], rows)
             + "</div>"
         )
+
+
+def _mb(value: float | None) -> str:
+    return f"{value:.0f} MB" if value is not None else "-"

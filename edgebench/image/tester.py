@@ -17,16 +17,20 @@ from typing import Any
 
 import numpy as np
 
+from .. import config
 from ..core.card import ModelCard, array
 from ..core.errors import ContainerTestError, InvalidInputError
 from ..core.images import Check, ImageRef, ImageTestReport, arch_name
 from ..core.numbers import number
 from ..core.parity import Tolerance, compare
+from ..emulation import HOW, emulation
 from ..engine import applied_limits, docker_client, run_limited
 from ..progress import Progress, auto
 from ..store import Store, open_store
 
 _MEMORY_UNITS = {"b": 1, "k": 2**10, "m": 2**20, "g": 2**30}
+#: How much longer waits are under emulation (QEMU runs onnxruntime 5-20 times slower than the host).
+EMULATION_SLOWDOWN = 5
 
 
 def parse_memory(value: str | int) -> int:
@@ -100,18 +104,25 @@ def test_image(
     found = _image(docker, tag)
     card = _card(store, found, tag)
     threads = threads or (_cpus(cpuset) if cpuset else 1)
-    limits = {"memory": str(memory), "cpuset": cpuset, "threads": threads, "read_only": True}
-    platform = f"{found.attrs.get('Os', 'linux')}/{found.attrs.get('Architecture')}"
-    run_id = store.start_run("test", card.name, card.version, {"image": tag, **limits})
+    limits: dict[str, Any] = {"memory": str(memory), "cpuset": cpuset, "threads": threads, "read_only": True}
+    arch = found.attrs.get("Architecture", "")
+    platform = f"{found.attrs.get('Os', 'linux')}/{arch}"
+    emulated = arch != arch_name(docker.info().get("Architecture", ""))
+    run_id = store.start_run("test", card.name, card.version, {"image": tag, **limits, "emulated": emulated})
     port = free_port()
     checks: list[Check] = []
     cold_start = None
     latency: dict[str, float] = {}
-    peak = None
+    peak = baseline = None
     logs = ""
     container = None
     try:
-        progress.step(1, 5, f"starting {tag} (memory {memory}, cpuset {cpuset or 'all'})")
+        if emulated and config.docker_host().startswith("unix://") and not emulation(arch).usable:
+            # never a silent pass: the report says the image was not run, and how to run it
+            checks.append(Check("emulation", False, f"not run: {emulation(arch).explain()}"))
+            raise _NotRun
+        progress.step(1, 5, f"starting {tag} (memory {memory}, cpuset {cpuset or 'all'}"
+                            f"{', under emulation' if emulated else ''})")
         started = time.perf_counter()
         container = run_limited(
             docker, found.id, memory=memory_bytes, cpuset=cpuset, network="host",
@@ -119,12 +130,12 @@ def test_image(
             environment={"EDGEBENCH_PORT": str(port), "EDGEBENCH_THREADS": str(threads)},
         )
         limits["applied"] = applied_limits(container)
-        ready, message = _wait_ready(container, port, timeout, memory)
+        ready, message = _wait_ready(container, port, timeout * (EMULATION_SLOWDOWN if emulated else 1), memory)
         if ready:
             cold_start = time.perf_counter() - started
         checks.append(Check("start", ready, message, {"cold_start_s": cold_start}))
         if ready:
-            client_http = Http(port)
+            client_http = Http(port, timeout=10 * (EMULATION_SLOWDOWN if emulated else 1))
             try:
                 progress.step(2, 5, "checking metadata")
                 checks.append(_check_metadata(client_http, card))
@@ -132,8 +143,9 @@ def test_image(
                 checks.append(_check_golden(client_http, card))
                 progress.step(4, 5, "sending malformed requests")
                 checks.append(_check_malformed(client_http, card))
-                progress.step(5, 5, f"latency run ({latency_requests} requests)")
-                latency = _latency(client_http, card, latency_requests)
+                requests = max(20, latency_requests // 10) if emulated else latency_requests
+                progress.step(5, 5, f"latency run ({requests} requests{', emulated' if emulated else ''})")
+                latency = _latency(client_http, card, requests)
             except (OSError, http.client.HTTPException) as exc:
                 checks.append(Check("connection", False, f"the server stopped answering: {exc}"))
             finally:
@@ -141,7 +153,12 @@ def test_image(
         peak = _peak_memory_mb(container)
         container.reload()
         if container.attrs["State"].get("OOMKilled"):
-            checks.append(Check("memory", False, f"killed for running out of memory (limit {memory})"))
+            checks.append(Check("memory", False, f"killed for running out of memory (limit {memory})"
+                                + (" under emulation, which adds QEMU's own memory" if emulated else "")))
+        if emulated:
+            baseline = _emulator_baseline(docker, found, memory_bytes)
+    except _NotRun:
+        pass
     finally:
         if container is not None:
             try:
@@ -151,12 +168,16 @@ def test_image(
     report = ImageTestReport(
         image=tag, model=card.ref, platform=platform, limits=limits, checks=checks,
         cold_start_s=round(cold_start, 3) if cold_start is not None else None,
-        latency_ms=latency, peak_memory_mb=peak, logs=logs,
+        latency_ms=latency, peak_memory_mb=peak, logs=logs, emulated=emulated, emulator_baseline_mb=baseline,
     )
     store.finish_run(run_id, "passed" if report.passed else "failed",
                      {**report.to_dict(), "logs": None, "image_id": found.id}, log=logs)
     progress.close()
     return report
+
+
+class _NotRun(Exception):
+    """The image cannot run on this engine; the report's checks say why."""
 
 
 test_image.__test__ = False  # type: ignore[attr-defined]  # a library function, not a pytest test
@@ -172,15 +193,26 @@ def _image(docker: Any, tag: str) -> Any:
             f"image {tag!r} is not in the engine: build it with eb.build_image(...) or `edgebench build`",
             image=tag,
         ) from None
-    host = docker.info().get("Architecture", "")
-    arch = found.attrs.get("Architecture")
-    if arch_name(host) != arch:
-        raise ContainerTestError(
-            f"image {tag!r} is {arch} and this engine runs {host}: test it on a {arch} host "
-            "(timing under an emulator would be meaningless)",
-            image=tag,
-        )
     return found
+
+
+def _emulator_baseline(docker: Any, image: Any, memory: int) -> float | None:
+    """Peak memory of an idle ``python3`` from the image's base under the same emulation: what QEMU and the
+    interpreter cost before any model, to read an emulated peak against."""
+    base = (image.labels or {}).get("org.opencontainers.image.base.name") or image.id
+    container = None
+    try:
+        container = run_limited(docker, base, memory=memory, cpuset=None, network="none",
+                                name=f"edgebench-baseline-{uuid.uuid4().hex[:12]}",
+                                labels={"org.edgebench.test": "baseline"}, entrypoint=["python3"],
+                                command=["-c", "import time; time.sleep(4)"])
+        time.sleep(2.5)
+        return _peak_memory_mb(container)
+    except Exception:  # a base no longer in the engine: the report says "-"
+        return None
+    finally:
+        if container is not None:
+            container.remove(force=True)
 
 
 def _card(store: Store, image: Any, tag: str) -> ModelCard:
@@ -208,6 +240,9 @@ def _wait_ready(container: Any, port: int, timeout: float, memory: str | int) ->
         if container.status in ("exited", "dead"):
             state = container.attrs["State"]
             tail = container.logs(tail=20).decode(errors="replace").strip()
+            if "exec format error" in tail:
+                arch = container.attrs.get("Platform") or "this image's architecture"
+                return False, f"this engine cannot run binaries of {arch}: {HOW}; its last output:\n{tail}"
             if state.get("OOMKilled"):
                 return False, (f"out of memory: the container was killed before it was ready, so the image does "
                                f"not fit in {memory}; its last output:\n{tail}")
@@ -247,6 +282,7 @@ def _check_metadata(client: Http, card: ModelCard) -> Check:
 def _check_golden(client: Http, card: ModelCard) -> Check:
     tolerance = card.parity.tolerance if card.parity else Tolerance()
     failures = []
+    largest: dict[str, float] = {}  # per output: the largest |answer - host's golden output| over the samples
     for index, sample in enumerate(card.golden):
         status, answer = client.request("POST", f"/v2/models/{card.name}/infer",
                                         json.dumps({"inputs": sample.inputs}).encode())
@@ -259,13 +295,18 @@ def _check_golden(client: Http, card: ModelCard) -> Check:
             failures.append(f"sample {index}: outputs {sorted(got)} instead of {sorted(want)}")
             continue
         kinds = {k: ("values" if v.dtype.kind == "f" else "label") for k, v in want.items()}
+        for name, expected in want.items():
+            answer = got[name]
+            diff = float(np.max(np.abs(answer.astype(np.float64) - expected))) if kinds[name] == "values" and \
+                answer.shape == expected.shape else float(np.sum(answer.ravel() != expected.ravel()))
+            largest[name] = max(largest.get(name, 0.0), diff)
         result = compare(want, got, kinds, tolerance, rows=1)
         for output in result.outputs:
             if not output.passed:
                 failures.append(f"sample {index}: output {output.name!r} is {got[output.name].tolist()}, "
                                 f"expected {want[output.name].tolist()}")
     message = "; ".join(failures) or f"{len(card.golden)} samples match the card"
-    return Check("golden", not failures, message, {"samples": len(card.golden)})
+    return Check("golden", not failures, message, {"samples": len(card.golden), "max_abs_diff": largest})
 
 
 def _check_malformed(client: Http, card: ModelCard) -> Check:

@@ -86,7 +86,7 @@ class Workbench:
         from ..export import export_model
         from ..image.builder import build_image
         from ..image.tester import test_image
-        from ..registry import publish
+        from ..publish import publish
 
         progress = Bar(self.bar, self.status)
         self.output.clear_output()

@@ -21,7 +21,7 @@ import edgebench as eb
 from edgebench.engine import docker_client
 from edgebench.image.tester import free_port
 from edgebench.progress import Silent
-from edgebench.registry import RegistryClient
+from edgebench.publish.registry import RegistryClient
 
 
 def fresh_registry(folder: Path) -> tuple[subprocess.Popen[bytes], str]:

@@ -116,13 +116,55 @@ def test_unknown_image_and_bad_limits(engine, image_store):
         eb.test_image("edgebench/nothing:1", memory="lots", store=image_store, client=engine)
 
 
-def test_arm64_image_is_not_run_on_this_host(engine, image_store):
+@pytest.fixture(scope="module")
+def arm64_image(engine, image_store):
     image = eb.build_image("digits-rf:1", "linux/arm64", store=image_store, client=engine)
+    yield image
+    engine.images.remove(image.id, force=True)
+
+
+def test_arm64_image_runs_under_emulation_with_every_functional_check(engine, arm64_image, image_store):
+    inside = LookInside(engine)
+    report = eb.test_image(arm64_image, memory="512m", store=image_store, client=engine, progress=inside)
+    assert report.passed, report.summary()
+    assert report.emulated and report.platform == "linux/arm64"
+    assert [c.name for c in report.checks] == ["start", "metadata", "golden", "malformed"]
+    assert inside.seen["memory"] == 512 * 2**20 and inside.seen["root_read_only"] and inside.seen["uid"] == 65532
+    # what ARM kernels change, per output: labels exact, probabilities within the card's tolerance
+    assert report.output_differences["label"] == 0
+    assert 0 <= report.output_differences["probabilities"] <= image_store.get("digits-rf:1").parity.tolerance.atol
+    assert 5 < report.emulator_baseline_mb < report.peak_memory_mb < 512
+    assert report.summary().startswith("image test passed under emulation (linux/arm64): 4 functional checks")
+    assert "emulated, not a board's" in report.summary() and "emulated: says nothing" in report._repr_html_()
+    run = image_store.runs("digits-rf", step="test")[0]
+    assert run.status == "passed" and run.inputs["emulated"] is True
+
+
+@pytest.fixture
+def without_arm64_emulation():
+    """This machine's binfmt_misc entry for aarch64 disabled for one test (root only), then enabled again."""
+    from pathlib import Path
+
+    from edgebench.emulation import BINFMT, ENTRIES
+
+    entry = next((BINFMT / n for n in ENTRIES["arm64"] if (BINFMT / n).exists()), None)
+    if entry is None:
+        pytest.fail("no aarch64 binfmt_misc entry: scripts/services.sh registers one")
+    Path(entry).write_text("0")
     try:
-        with pytest.raises(eb.ContainerTestError, match="is arm64 and this engine runs x86_64"):
-            eb.test_image(image, store=image_store, client=engine)
+        yield
     finally:
-        engine.images.remove(image.id, force=True)
+        Path(entry).write_text("1")
+
+
+def test_without_emulation_the_report_says_not_run_and_how_to_enable_it(engine, arm64_image, image_store,
+                                                                         without_arm64_emulation):
+    report = eb.test_image(arm64_image, store=image_store, client=engine)
+    assert not report.passed and [c.name for c in report.checks] == ["emulation"]
+    assert report.checks[0].message.startswith("not run: no emulator is registered for arm64 binaries")
+    assert "scripts/tools.sh register-arm64" in report.checks[0].message
+    assert not engine.containers.list(all=True, filters={"label": "org.edgebench.test"})
+    assert image_store.runs("digits-rf", step="test")[0].status == "failed"
 
 
 def test_cli_test_image_exit_codes(engine, built, image_store):

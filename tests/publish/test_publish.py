@@ -18,7 +18,7 @@ import uuid
 import pytest
 
 import edgebench as eb
-from edgebench.registry import RegistryClient
+from edgebench.publish.registry import RegistryClient
 
 from ..helpers import derived_image, tool
 

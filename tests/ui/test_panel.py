@@ -19,7 +19,7 @@ import pytest
 import edgebench as eb
 from edgebench import config
 from edgebench.image.tester import free_port
-from edgebench.registry import RegistryClient
+from edgebench.publish.registry import RegistryClient
 
 from ..helpers import stop_process
 

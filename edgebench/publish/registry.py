@@ -1,9 +1,13 @@
-"""Publish tested images: push by digest through the Docker Engine, read the manifest back over the
-distribution API, optionally pull back and re-test; or write an archive for an air-gapped site.
+"""The registry side of publishing: destinations and tags checked, credentials found (environment, docker
+login, credential helpers; never stored), and a small client of the distribution API (ping, manifests, tags, PUT of
+a manifest) with Basic and Bearer-token auth.
 
-Credentials come from ``credentials=``, from ``EDGEBENCH_REGISTRY_USERNAME`` / ``EDGEBENCH_REGISTRY_PASSWORD``,
-or from the user's docker config (``auths`` and credential helpers). They are handed to the engine and to the
-registry client only, never written to the store, logs or reports.
+Why our own client rather than oras-py: the Docker Engine pushes every image (layers and manifests); what is left
+is reading manifests back, listing tags and putting one index manifest. oras-py's ``upload_manifest`` sets the
+image-manifest media type and validates against the image-manifest schema, so an index would go through its
+lower-level ``do_request`` anyway, with requests and jsonschema as new run-time dependencies; this client is the
+standard library only and is tested against real registries with htpasswd and token auth
+(docs/architecture.md has the measurement).
 """
 
 from __future__ import annotations
@@ -12,20 +16,14 @@ import base64
 import json
 import os
 import re
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
-from html import escape
+from dataclasses import dataclass, field
 from typing import Any
 
-from .core.errors import InvalidInputError, PublishError, first_line
-from .core.images import ImageRef, ImageTestReport
-from .engine import docker_client
-from .progress import Progress, auto
-from .store import Store, open_store
+from ..core.errors import InvalidInputError, PublishError, first_line
 
 MANIFEST_TYPES = (
     "application/vnd.oci.image.manifest.v1+json",
@@ -236,197 +234,3 @@ class RegistryClient:
         if status != 200:
             raise PublishError(f"registry {self.registry} answered HTTP {status} listing tags", registry=self.registry)
         return list(json.loads(body).get("tags") or [])
-
-
-@dataclass(frozen=True)
-class PublishResult:
-    """A published image: where, under which tags, by which digest, and what allowed it."""
-
-    image: str
-    image_id: str
-    model: str
-    destination: str
-    digest: str
-    tags: list[str]
-    verified: bool
-    forced: bool
-    test_run: int | None
-    pushed_layers: int
-    reused_layers: int
-    pushed_bytes: int
-    seconds: float
-    pull_back: ImageTestReport | None = None
-
-    @property
-    def references(self) -> list[str]:
-        if self.destination.startswith(ARCHIVE_PREFIX):
-            return [f"{self.destination} (manifest {self.digest}, image {self.image_id})"]
-        return [f"{self.destination}:{t}" for t in self.tags] + [f"{self.destination}@{self.digest}"]
-
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["pull_back"] = self.pull_back.to_dict() if self.pull_back else None
-        return data
-
-    def _repr_html_(self) -> str:
-        items = "".join(f"<li><code>{escape(r)}</code></li>" for r in self.references)
-        note = " (forced past the test gate)" if self.forced else ""
-        return (f"<div><p>Published {escape(self.model)}{note} in {self.seconds:.1f} s, "
-                f"{self.pushed_layers} layers pushed ({self.pushed_bytes / 2**20:.1f} MiB), "
-                f"{self.reused_layers} already there; manifest read back: "
-                f"{'verified' if self.verified else 'not verified'}</p><ul>{items}</ul></div>")
-
-
-def publish(
-    image: ImageRef | str,
-    destination: str,
-    tags: Sequence[str] = (),
-    *,
-    force: bool = False,
-    pull_back: bool = False,
-    credentials: Credentials | None = None,
-    store: Store | str | None = None,
-    client: Any = None,
-    progress: Progress | None = None,
-) -> PublishResult:
-    """Push a tested image to ``REGISTRY/REPOSITORY`` under ``tags`` (default: the model version), or write it
-    to ``oci-archive:FILE.tar``.
-
-    Only an image whose last test passed is published unless ``force=True`` (recorded). After the push the
-    manifest is read back for every tag and must carry the digest that was pushed, and its config must be the
-    tested image. ``pull_back=True`` pulls by digest and runs the image test on what came back.
-    """
-    store = open_store(store)
-    docker = docker_client(client)
-    found = _image(docker, image.tag if isinstance(image, ImageRef) else image)
-    model = (found.labels or {}).get("org.edgebench.model")
-    if not model:
-        raise PublishError(f"image {found.id[:19]} was not built by edgebench (no org.edgebench.model label)")
-    name, _, version = model.partition(":")
-    test_run = _test_gate(store, found, name, force)
-    if destination.startswith(ARCHIVE_PREFIX):
-        from .transfer import export_archive
-
-        return export_archive(found, destination[len(ARCHIVE_PREFIX):], store=store, client=docker,
-                              forced=force, test_run=test_run)
-    target = parse_destination(destination)
-    tags = check_tags(list(tags) or [version])
-    progress = progress or auto("publish")
-    creds = find_credentials(target.registry, credentials)
-    registry = RegistryClient(target.registry, creds)
-    registry.ping()
-    run_id = store.start_run("publish", name, int(version),
-                             {"destination": target.name, "tags": tags, "force": force, "test_run": test_run})
-    start = time.perf_counter()
-    try:
-        digest, layers = _push(docker, found, target, tags, creds, progress)
-        verified = _verify(registry, target, tags, digest, found.id)
-        pulled = None
-        if pull_back:
-            from .image.tester import test_image
-
-            progress.step(1, 1, f"pulling {target.name}@{digest} back")
-            again = docker.images.pull(f"{target.name}@{digest}",
-                                       auth_config=creds.auth_config() if creds else None)
-            if again.id != found.id:
-                raise PublishError(f"pulled {target.name}@{digest} back as {again.id}, not the tested {found.id}")
-            pulled = test_image(f"{target.name}@{digest}", store=store, client=docker, progress=progress)
-            if not pulled.passed:
-                raise PublishError(f"the image pulled back from {target.registry} failed its test: "
-                                   f"{pulled.summary()}", registry=target.registry)
-        result = PublishResult(
-            image=found.tags[0] if found.tags else found.id, image_id=found.id, model=model,
-            destination=target.name, digest=digest, tags=tags, verified=verified, forced=force,
-            test_run=test_run, pushed_layers=layers["pushed"], reused_layers=layers["reused"],
-            pushed_bytes=layers["bytes"], seconds=round(time.perf_counter() - start, 3), pull_back=pulled,
-        )
-    except BaseException as exc:
-        store.finish_run(run_id, "failed", {"error": str(exc)})
-        raise
-    store.finish_run(run_id, "passed", result.to_dict())
-    progress.close()
-    return result
-
-
-def _image(docker: Any, reference: str) -> Any:
-    import docker as sdk
-
-    try:
-        return docker.images.get(reference)
-    except sdk.errors.ImageNotFound:
-        raise PublishError(
-            f"image {reference!r} is not in the engine: build it first (eb.build_image or `edgebench build`)",
-            image=reference,
-        ) from None
-
-
-def _test_gate(store: Store, image: Any, name: str, force: bool) -> int | None:
-    """The id of the passing test run that allows publishing ``image``; refuses unless ``force``."""
-    tests = [r for r in store.runs(name, step="test", limit=1000) if (r.outputs or {}).get("image_id") == image.id]
-    if tests and tests[0].status == "passed":
-        return tests[0].id
-    if force:
-        return tests[0].id if tests else None
-    if tests:
-        checks = (tests[0].outputs or {}).get("checks", [])
-        summary = "; ".join(f"{c['name']}: {c['message']}" for c in checks if not c["passed"])
-        raise PublishError(
-            f"the last test of image {image.id[:19]} failed (run {tests[0].id}: {summary}); fix it, or pass "
-            "force=True to publish anyway (recorded)", image=image.id,
-        )
-    raise PublishError(
-        f"image {image.id[:19]} has not been tested: run eb.test_image(...) or `edgebench test-image` first, "
-        "or pass force=True to publish anyway (recorded)", image=image.id,
-    )
-
-
-def _push(docker: Any, image: Any, target: Destination, tags: list[str], creds: Credentials | None,
-          progress: Progress) -> tuple[str, dict[str, int]]:
-    digests = set()
-    pushed: dict[str, int] = {}
-    reused: set[str] = set()
-    for index, tag in enumerate(tags, 1):
-        image.tag(target.name, tag)
-        progress.step(index, len(tags), f"pushing {target.name}:{tag}")
-        stream = docker.api.push(target.name, tag=tag, stream=True, decode=True,
-                                 auth_config=creds.auth_config() if creds else None)
-        sizes: dict[str, int] = {}
-        for event in stream:
-            if "error" in event:
-                raise PublishError(
-                    f"push of {target.name}:{tag} failed: {event['error'].strip()}. No tag points at a partial "
-                    "upload (the registry only tags a complete manifest); publishing again resumes it",
-                    registry=target.registry,
-                )
-            layer, status = event.get("id", ""), event.get("status", "")
-            detail = event.get("progressDetail") or {}
-            if status == "Pushing" and detail.get("current"):
-                sizes[layer] = max(sizes.get(layer, 0), int(detail["current"]))
-            elif status == "Pushed":
-                pushed[layer] = sizes.get(layer, 0)
-            elif (status == "Layer already exists" or status.startswith("Mounted from")) and layer not in pushed:
-                reused.add(layer)  # already in this registry: nothing sent
-            if "aux" in event and event["aux"].get("Digest"):
-                digests.add(event["aux"]["Digest"])
-    if len(digests) != 1:
-        raise PublishError(f"the engine reported digests {sorted(digests)} for {target.name}; expected one",
-                           registry=target.registry)
-    return digests.pop(), {"pushed": len(pushed), "reused": len(reused - set(pushed)),
-                           "bytes": sum(pushed.values())}
-
-
-def _verify(registry: RegistryClient, target: Destination, tags: list[str], digest: str, image_id: str) -> bool:
-    for tag in tags:
-        remote, manifest = registry.manifest(target.repository, tag)
-        if remote != digest:
-            raise PublishError(
-                f"registry {target.registry} serves {target.repository}:{tag} with digest {remote}, but "
-                f"{digest} was pushed", registry=target.registry,
-            )
-        config = (manifest.get("config") or {}).get("digest")
-        if config != image_id:
-            raise PublishError(
-                f"{target.name}:{tag} has image config {config}, not the tested image {image_id}",
-                registry=target.registry,
-            )
-    return True

@@ -21,10 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .core.errors import InvalidInputError, PublishError
-from .engine import docker_client
-from .fsutil import atomic_writer
-from .store import Store, open_store
+from ..core.errors import InvalidInputError, PublishError
+from ..engine import docker_client
+from ..fsutil import atomic_writer
+from ..store import Store, open_store
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -43,7 +43,7 @@ def export_archive(image: Any, path: str | os.PathLike[str], *, store: Store | N
                    forced: bool = False, test_run: int | None = None) -> Any:
     """Write ``image`` (a docker SDK image) to ``path``; returns a PublishResult whose digest is the OCI
     manifest's and whose ``image_id`` is the config digest ``docker load`` will give back."""
-    from .registry import PublishResult
+    from . import PublishResult
 
     store = open_store(store)
     docker = docker_client(client)
