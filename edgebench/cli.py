@@ -48,8 +48,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         data, text = args.handler(args)
     except StepFailed as failed:
-        if wants_json:
-            print(json.dumps(failed.data, indent=2, default=str))
+        if wants_json:  # the step's report, with what failed in "error" like every other failure
+            data = {**failed.data, "error": str(failed)} if isinstance(failed.data, dict) else failed.data
+            print(json.dumps(data, indent=2, default=str))
+        elif failed.text:
+            print(failed.text)
         print(f"error: {failed}", file=sys.stderr)
         return 1
     except EdgebenchError as exc:
@@ -113,9 +116,9 @@ class _Parser(argparse.ArgumentParser):
 class StepFailed(Exception):
     """A step ran and its gate failed (a failing image test, an SLO): exit 1 with its report."""
 
-    def __init__(self, message: str, data: Any) -> None:
+    def __init__(self, message: str, data: Any, text: str = "") -> None:
         super().__init__(message)
-        self.data = data
+        self.data, self.text = data, text
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -235,6 +238,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--in-container", action="store_true", help="also run the image under each device's limits")
     p.add_argument("--int8", choices=["dynamic", "static"], help="also quantize and bench the int8 variant")
     p.add_argument("--seconds", type=_num(above=0), default=2.0, help="length of each latency loop")
+
+    p = _command(sub, "doctor", _doctor, "what works on this machine (engine, emulation, registries, tools) and "
+                                          "how to fix the rest")
+    p.add_argument("--registry", action="append", default=[], help="also try this registry (repeatable)")
 
     p = _command(sub, "demo", _demo, "the whole flow on embedded defaults: train, export, bench, build, test, "
                                       "archive")
@@ -488,6 +495,16 @@ def _bench(args: argparse.Namespace) -> tuple[Any, str]:
     if not all(r.passed for r in reports):
         raise StepFailed(text + "\nSLO not met on every device", data)
     return data, text
+
+
+def _doctor(args: argparse.Namespace) -> tuple[Any, str]:
+    from .doctor import doctor
+
+    report = doctor(args.registry)
+    if not report.ok:
+        failed = sum(not f.ok for f in report.findings)
+        raise StepFailed(f"{failed} part(s) need attention (see above)", report.to_dict(), report.summary())
+    return report.to_dict(), report.summary()
 
 
 def _demo(args: argparse.Namespace) -> tuple[Any, str]:

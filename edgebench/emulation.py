@@ -41,20 +41,28 @@ class Emulation:
         return self.native or (self.registered and self.fix_binary and self.qemu_version is not None
                                and self.qemu_version >= MIN_QEMU)
 
-    def explain(self) -> str:
-        """One sentence: how this arch runs here, or what is wrong and how to fix it."""
+    @property
+    def detail(self) -> str:
+        """How ``arch`` runs here, or what is wrong."""
         if self.native:
             return f"{self.arch} runs natively on this machine"
         if not self.registered:
-            return f"no emulator is registered for {self.arch} binaries: {HOW}"
+            return f"no emulator is registered for {self.arch} binaries"
         version = ".".join(map(str, self.qemu_version)) if self.qemu_version else "unknown"
         if not self.fix_binary:
-            return (f"{self.interpreter} is registered for {self.arch} without the F flag, so containers cannot use "
-                    f"it: {HOW}")
+            return f"{self.interpreter} is registered for {self.arch} without the F flag, so containers cannot use it"
         if self.qemu_version is None or self.qemu_version < MIN_QEMU:
             return (f"{self.interpreter} (QEMU {version}) is registered for {self.arch}, but QEMU before 10 crashes "
-                    f"importing onnxruntime: {HOW}")
+                    "importing onnxruntime")
         return f"{self.arch} runs under emulation: {self.interpreter} (QEMU {version}, flag F)"
+
+    @property
+    def fix(self) -> str | None:
+        return None if self.usable else HOW
+
+    def explain(self) -> str:
+        """One sentence: how this arch runs here, or what is wrong and how to fix it."""
+        return self.detail + (f": {self.fix}" if self.fix else "")
 
 
 def host_arch() -> str:

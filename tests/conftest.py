@@ -94,3 +94,23 @@ def built(engine, image_store):
     for tag in image.tags:
         with contextlib.suppress(Exception):
             engine.images.remove(tag, force=True)
+
+
+@pytest.fixture
+def without_arm64_emulation():
+    """This machine's binfmt_misc entry for aarch64 disabled for one test (root only), then enabled again."""
+    from pathlib import Path
+
+    from edgebench import config
+    from edgebench.emulation import BINFMT, ENTRIES
+
+    entry = next((BINFMT / n for n in ENTRIES["arm64"] if (BINFMT / n).exists()), None)
+    if entry is None:
+        if config.in_ci():
+            pytest.fail("CI=true and no aarch64 binfmt_misc entry: scripts/services.sh registers one")
+        pytest.skip("no aarch64 binfmt_misc entry to disable")
+    Path(entry).write_text("0")
+    try:
+        yield
+    finally:
+        Path(entry).write_text("1")

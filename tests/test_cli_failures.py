@@ -40,6 +40,7 @@ CASES = {
                                   "directory; set EDGEBENCH_CACHE to a writable folder"),
     "bench": (["dt:1", "--seconds", "inf"], 2, "argument --seconds: must be a finite number > 0, got 'inf'"),
     "demo": (["--no-containers"], 1, "cannot use {tmp}/a-file/home as the edgebench store"),
+    "doctor": (["--registry", "127.0.0.1:1"], 1, "part(s) need attention"),
     "models list": ([], 1, "is empty or missing, but the store holds 4 blobs"),
     "models show": (["ghost"], 1, "no model named 'ghost'"),
     "models rm": (["dt:7"], 1, "model 'dt' has no version 7"),
@@ -128,4 +129,4 @@ def test_failing_input_gives_a_message_exit_code_and_json_never_a_traceback(worl
     assert message.format(**values) in done.stderr
     assert "unexpected" not in done.stderr  # the safety net in cli.main did not have to catch it
     payload = json.loads(done.stdout)
-    assert isinstance(payload, dict) and (payload.get("error") or payload.get("problems")), payload
+    assert isinstance(payload, dict) and payload["error"], payload

@@ -140,23 +140,6 @@ def test_arm64_image_runs_under_emulation_with_every_functional_check(engine, ar
     assert run.status == "passed" and run.inputs["emulated"] is True
 
 
-@pytest.fixture
-def without_arm64_emulation():
-    """This machine's binfmt_misc entry for aarch64 disabled for one test (root only), then enabled again."""
-    from pathlib import Path
-
-    from edgebench.emulation import BINFMT, ENTRIES
-
-    entry = next((BINFMT / n for n in ENTRIES["arm64"] if (BINFMT / n).exists()), None)
-    if entry is None:
-        pytest.fail("no aarch64 binfmt_misc entry: scripts/services.sh registers one")
-    Path(entry).write_text("0")
-    try:
-        yield
-    finally:
-        Path(entry).write_text("1")
-
-
 def test_without_emulation_the_report_says_not_run_and_how_to_enable_it(engine, arm64_image, image_store,
                                                                          without_arm64_emulation):
     report = eb.test_image(arm64_image, store=image_store, client=engine)
