@@ -178,8 +178,10 @@ def build_parser() -> argparse.ArgumentParser:
         "with --to oci-archive:FILE.tar. Credentials: docker login / credential helpers, or "
         "EDGEBENCH_REGISTRY_USERNAME and EDGEBENCH_REGISTRY_PASSWORD."
     )
-    p.add_argument("image", help="image tag or id, e.g. edgebench/digits-rf:1-amd64")
-    p.add_argument("destination", nargs="?", help="REGISTRY/REPOSITORY, e.g. 127.0.0.1:5000/edge/digits-rf")
+    p.add_argument("image", nargs="+", help="image tag or id, e.g. edgebench/digits-rf:1-amd64; several images "
+                                            "of one model (one per architecture) make a multi-arch image")
+    p.add_argument("--to-registry", dest="destination", metavar="REGISTRY/REPOSITORY",
+                   help="where to push, e.g. 127.0.0.1:5000/edge/digits-rf (also accepted as the last argument)")
     p.add_argument("--to", help="oci-archive:FILE.tar for an air-gapped site")
     p.add_argument("--tag", action="append", default=[], help="tag to push (repeatable; default: model version)")
     p.add_argument("--force", action="store_true", help="publish even if the image has no passing test (recorded)")
@@ -187,6 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = _command(sub, "load", _load, "load an image archive written by `publish --to oci-archive:`")
     p.add_argument("archive")
+    p.add_argument("--platform", help="which image of a multi-arch archive (default: this engine's)")
 
     profiles = sub.add_parser("profiles", help="device profiles: list, show, calibrate").add_subparsers(
         title="profiles commands", metavar="ACTION")
@@ -362,11 +365,14 @@ def _publish(args: argparse.Namespace) -> tuple[Any, str]:
     from .progress import Lines
     from .publish import publish
 
+    images = list(args.image)
+    if not (args.to or args.destination) and len(images) > 1 and ":" not in images[-1].rsplit("/", 1)[-1]:
+        args.destination = images.pop()  # IMAGE... REGISTRY/REPOSITORY: the last one has no tag
     destination = args.to or args.destination
     if not destination or (args.to and args.destination):
         raise InvalidInputError("give either REGISTRY/REPOSITORY or --to oci-archive:FILE.tar")
-    result = publish(args.image, destination, args.tag, force=args.force, pull_back=args.pull_back,
-                     store=_store(args), progress=Lines())
+    result = publish(images if len(images) > 1 else images[0], destination, args.tag, force=args.force,
+                     pull_back=args.pull_back, store=_store(args), progress=Lines())
     lines = [f"published {result.model} ({result.pushed_bytes / 2**20:.1f} MiB in {result.seconds:.1f} s)"]
     lines += [f"  {reference}" for reference in result.references]
     return result.to_dict(), "\n".join(lines)
@@ -375,8 +381,10 @@ def _publish(args: argparse.Namespace) -> tuple[Any, str]:
 def _load(args: argparse.Namespace) -> tuple[Any, str]:
     from .publish.archive import load_archive
 
-    loaded = load_archive(args.archive)
-    return loaded.__dict__, f"loaded {loaded.image_id} ({', '.join(loaded.tags) or 'untagged'})"
+    loaded = load_archive(args.archive, platform=args.platform)
+    others = f"; the archive also holds {', '.join(loaded.others)}" if loaded.others else ""
+    return loaded.__dict__, (f"loaded {loaded.image_id} ({loaded.platform}, "
+                             f"{', '.join(loaded.tags) or 'untagged'}){others}")
 
 
 def _run(args: argparse.Namespace) -> tuple[Any, str]:

@@ -8,19 +8,21 @@ registry client only, never written to the store, logs or reports.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from html import escape
 from typing import Any
 
-from ..core.errors import PublishError
+from ..core.errors import InvalidInputError, PublishError
 from ..core.images import ImageRef, ImageTestReport
 from ..engine import docker_client
 from ..progress import Progress, auto
 from ..store import Store, open_store
 from .registry import (
     ARCHIVE_PREFIX,
+    OCI_INDEX,
     Credentials,
     Destination,
     RegistryClient,
@@ -48,6 +50,8 @@ class PublishResult:
     pushed_bytes: int
     seconds: float
     pull_back: ImageTestReport | None = None
+    #: for a multi-arch publish, per architecture: the image's own manifest digest, image id and test run
+    platforms: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def references(self) -> list[str]:
@@ -63,6 +67,9 @@ class PublishResult:
     def _repr_html_(self) -> str:
         items = "".join(f"<li><code>{escape(r)}</code></li>" for r in self.references)
         note = " (forced past the test gate)" if self.forced else ""
+        if self.platforms:
+            items += "".join(f"<li>{escape(arch)}: <code>{escape(p['digest'])}</code></li>"
+                             for arch, p in self.platforms.items())
         return (f"<div><p>Published {escape(self.model)}{note} in {self.seconds:.1f} s, "
                 f"{self.pushed_layers} layers pushed ({self.pushed_bytes / 2**20:.1f} MiB), "
                 f"{self.reused_layers} already there; manifest read back: "
@@ -70,7 +77,7 @@ class PublishResult:
 
 
 def publish(
-    image: ImageRef | str,
+    image: ImageRef | str | Sequence[ImageRef | str],
     destination: str,
     tags: Sequence[str] = (),
     *,
@@ -87,13 +94,21 @@ def publish(
     Only an image whose last test passed is published unless ``force=True`` (recorded). After the push the
     manifest is read back for every tag and must carry the digest that was pushed, and its config must be the
     tested image. ``pull_back=True`` pulls by digest and runs the image test on what came back.
+
+    Several images of one model (one per architecture, e.g. ``[".../digits-rf:1-amd64", ".../digits-rf:1-arm64"]``)
+    are published as one multi-arch image: each is pushed by digest (under ``TAG-ARCH``), then an OCI image index
+    naming every platform goes under each tag, and is read back. The test gate applies to each architecture. No
+    tag is written until every architecture is pushed and verified.
     """
     store = open_store(store)
     docker = docker_client(client)
-    found = _image(docker, image.tag if isinstance(image, ImageRef) else image)
-    model = (found.labels or {}).get("org.edgebench.model")
-    if not model:
-        raise PublishError(f"image {found.id[:19]} was not built by edgebench (no org.edgebench.model label)")
+    images = [image] if isinstance(image, ImageRef | str) else list(image)
+    if not images:
+        raise InvalidInputError("give at least one image to publish")
+    if len(images) > 1:
+        return _publish_index(images, destination, tags, force, credentials, store, docker, progress)
+    found = _image(docker, _reference(images[0]))
+    model = _model(found)
     name, _, version = model.partition(":")
     test_run = _test_gate(store, found, name, force)
     if destination.startswith(ARCHIVE_PREFIX):
@@ -138,6 +153,122 @@ def publish(
     store.finish_run(run_id, "passed", result.to_dict())
     progress.close()
     return result
+
+
+def _publish_index(images: list[ImageRef | str], destination: str, tags: Sequence[str], force: bool,
+                   credentials: Credentials | None, store: Store, docker: Any, progress: Progress | None
+                   ) -> PublishResult:
+    """One model's images for several architectures -> per-arch pushes by digest, then one index per tag."""
+    found = {}
+    for ref in images:
+        image = _image(docker, _reference(ref))
+        arch = image.attrs.get("Architecture", "")
+        if arch in found:
+            raise InvalidInputError(
+                f"two images for linux/{arch} ({_reference_of(found[arch])} and {_reference(ref)}): an index has one "
+                "image per platform", platform=f"linux/{arch}")
+        found[arch] = image
+    models = {arch: _model(image) for arch, image in found.items()}
+    if len(set(models.values())) > 1:
+        listed = ", ".join(f"{m} ({a})" for a, m in sorted(models.items()))
+        raise InvalidInputError(f"images of different models in one index: {listed}; an index holds one model "
+                                "version built for several architectures")
+    model = next(iter(models.values()))
+    name, _, version = model.partition(":")
+    gates = {}
+    for arch, image in sorted(found.items()):
+        try:
+            gates[arch] = _test_gate(store, image, name, force)
+        except PublishError as exc:
+            raise PublishError(f"linux/{arch}: {exc.message}; the index would name an untested architecture",
+                               image=image.id, platform=f"linux/{arch}") from None
+    if destination.startswith(ARCHIVE_PREFIX):
+        from .archive import export_archive
+
+        return export_archive(list(found.values()), destination[len(ARCHIVE_PREFIX):], store=store, client=docker,
+                              forced=force, test_run=gates)
+    target = parse_destination(destination)
+    tags = check_tags(list(tags) or [version])
+    progress = progress or auto("publish")
+    creds = find_credentials(target.registry, credentials)
+    registry = RegistryClient(target.registry, creds)
+    registry.ping()
+    run_id = store.start_run("publish", name, int(version), {
+        "destination": target.name, "tags": tags, "force": force, "test_runs": gates,
+        "platforms": [f"linux/{a}" for a in sorted(found)]})
+    start = time.perf_counter()
+    platforms: dict[str, dict[str, Any]] = {}
+    totals = {"pushed": 0, "reused": 0, "bytes": 0}
+    try:
+        entries = []
+        for arch, image in sorted(found.items()):
+            arch_tag = f"{tags[0]}-{arch}"
+            progress.step(len(platforms) + 1, len(found) + 1, f"pushing linux/{arch} as {target.name}:{arch_tag}")
+            digest, layers = _push(docker, image, target, [arch_tag], creds, progress)
+            _verify(registry, target, [arch_tag], digest, image.id)
+            media_type, size = registry.describe(target.repository, digest)
+            entries.append({"mediaType": media_type, "digest": digest, "size": size,
+                            "platform": {"architecture": arch, "os": image.attrs.get("Os", "linux")}})
+            platforms[arch] = {"digest": digest, "image_id": image.id, "tag": arch_tag, "test_run": gates[arch]}
+            totals = {k: totals[k] + layers[k] for k in totals}
+        index = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": entries},
+                           separators=(",", ":")).encode()
+        progress.step(len(found) + 1, len(found) + 1, f"writing the index for {', '.join(sorted(found))} under "
+                                                      f"{', '.join(tags)}")
+        for tag in tags:
+            digest = registry.put_manifest(target.repository, tag, index, OCI_INDEX)
+        verified = _verify_index(registry, target, tags, digest, platforms)
+        result = PublishResult(
+            image=", ".join(_reference_of(found[a]) for a in sorted(found)), image_id="", model=model,
+            destination=target.name, digest=digest, tags=tags, verified=verified, forced=force, test_run=None,
+            pushed_layers=totals["pushed"], reused_layers=totals["reused"], pushed_bytes=totals["bytes"],
+            seconds=round(time.perf_counter() - start, 3), platforms=platforms,
+        )
+    except BaseException as exc:
+        pushed = ", ".join(f"{a} {p['digest']}" for a, p in platforms.items()) or "nothing"
+        store.finish_run(run_id, "failed", {"error": str(exc), "platforms": platforms})
+        if isinstance(exc, PublishError):
+            raise PublishError(f"{exc.message}. Pushed so far: {pushed}; no tag points at an index that names "
+                               "them until every architecture is pushed; publishing again completes it",
+                               registry=target.registry) from None
+        raise
+    store.finish_run(run_id, "passed", result.to_dict())
+    progress.close()
+    return result
+
+
+def _verify_index(registry: RegistryClient, target: Destination, tags: list[str], digest: str,
+                  platforms: dict[str, dict[str, Any]]) -> bool:
+    """Every tag serves the index; each entry names a platform we pushed, whose manifest is the tested image."""
+    for tag in tags:
+        remote, index = registry.manifest(target.repository, tag)
+        if remote != digest:
+            raise PublishError(f"registry {target.registry} serves {target.repository}:{tag} as {remote}, not the "
+                               f"index {digest} that was pushed", registry=target.registry)
+        named = {m["platform"]["architecture"]: m["digest"] for m in index.get("manifests", [])}
+        if named != {arch: p["digest"] for arch, p in platforms.items()}:
+            raise PublishError(f"{target.name}:{tag} names {named}, not what was pushed", registry=target.registry)
+    for arch, pushed in platforms.items():
+        _, manifest = registry.manifest(target.repository, pushed["digest"])
+        if (manifest.get("config") or {}).get("digest") != pushed["image_id"]:
+            raise PublishError(f"the linux/{arch} entry of {target.name} is not the tested image {pushed['image_id']}",
+                               registry=target.registry)
+    return True
+
+
+def _reference(image: ImageRef | str) -> str:
+    return image.tag if isinstance(image, ImageRef) else image
+
+
+def _reference_of(image: Any) -> str:
+    return image.tags[0] if image.tags else image.id
+
+
+def _model(image: Any) -> str:
+    model = (image.labels or {}).get("org.edgebench.model")
+    if not model:
+        raise PublishError(f"image {image.id[:19]} was not built by edgebench (no org.edgebench.model label)")
+    return str(model)
 
 
 def _image(docker: Any, reference: str) -> Any:

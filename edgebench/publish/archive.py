@@ -10,6 +10,7 @@ Layout of the file::
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -17,11 +18,12 @@ import os
 import tarfile
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..core.errors import InvalidInputError, PublishError
+from ..core.images import arch_name, parse_platform
 from ..engine import docker_client
 from ..fsutil import atomic_writer
 from ..store import Store, open_store
@@ -37,35 +39,46 @@ class LoadedImage:
     image_id: str
     tags: list[str]
     model: str | None
+    platform: str = "linux/amd64"
+    others: list[str] = field(default_factory=list)  # platforms the archive also holds, not loaded
 
 
-def export_archive(image: Any, path: str | os.PathLike[str], *, store: Store | None = None, client: Any = None,
-                   forced: bool = False, test_run: int | None = None) -> Any:
-    """Write ``image`` (a docker SDK image) to ``path``; returns a PublishResult whose digest is the OCI
-    manifest's and whose ``image_id`` is the config digest ``docker load`` will give back."""
+def export_archive(images: Any, path: str | os.PathLike[str], *, store: Store | None = None, client: Any = None,
+                   forced: bool = False, test_run: Any = None) -> Any:
+    """Write ``images`` (a docker SDK image, or one model's images for several architectures) to ``path``;
+    returns a PublishResult whose digest is the OCI manifest's (one image) or the image index's (several), and
+    whose ``image_id`` is the config digest ``docker load`` gives back (one image)."""
     from . import PublishResult
 
+    images = images if isinstance(images, list) else [images]
     store = open_store(store)
     docker = docker_client(client)
     target = Path(path).resolve()
     if not target.parent.is_dir():
         raise InvalidInputError(f"folder {target.parent} does not exist: create it or choose another path")
-    model = image.labels.get("org.edgebench.model", "")
+    model = images[0].labels.get("org.edgebench.model", "")
     name, _, version = model.partition(":")
     run_id = store.start_run("publish", name, int(version), {"destination": f"oci-archive:{target}",
                                                              "force": forced, "test_run": test_run})
     start = time.perf_counter()
     try:
-        with tempfile.TemporaryFile(dir=target.parent) as saved:
-            for chunk in docker.images.get(image.id).save(named=True):
-                saved.write(chunk)
-            saved.seek(0)
-            digest = _rewrite(saved, target, image.id)
+        with contextlib.ExitStack() as stack:
+            saved = []
+            for image in images:
+                file = stack.enter_context(tempfile.TemporaryFile(dir=target.parent))
+                for chunk in docker.images.get(image.id).save(named=bool(image.tags)):
+                    file.write(chunk)
+                file.seek(0)
+                saved.append(stack.enter_context(tarfile.open(fileobj=file, mode="r:")))
+            digest, platforms = _rewrite(saved, target, [i.id for i in images])
+        one = len(images) == 1
         result = PublishResult(
-            image=image.tags[0] if image.tags else image.id, image_id=image.id, model=model,
-            destination=f"oci-archive:{target}", digest=digest, tags=list(image.tags), verified=True,
-            forced=forced, test_run=test_run, pushed_layers=len(image.attrs["RootFS"]["Layers"]), reused_layers=0,
+            image=", ".join(i.tags[0] if i.tags else i.id for i in images), image_id=images[0].id if one else "",
+            model=model, destination=f"oci-archive:{target}", digest=digest, tags=[t for i in images for t in i.tags],
+            verified=True, forced=forced, test_run=test_run if one else None,
+            pushed_layers=sum(len(i.attrs["RootFS"]["Layers"]) for i in images), reused_layers=0,
             pushed_bytes=target.stat().st_size, seconds=round(time.perf_counter() - start, 3),
+            platforms={} if one else platforms,
         )
     except BaseException as exc:
         store.finish_run(run_id, "failed", {"error": str(exc)})
@@ -74,43 +87,70 @@ def export_archive(image: Any, path: str | os.PathLike[str], *, store: Store | N
     return result
 
 
-def _rewrite(saved: Any, target: Path, image_id: str) -> str:
-    """Turn a ``docker save`` stream into the dual layout at ``target`` (atomically); return the manifest digest."""
-    with tarfile.open(fileobj=saved, mode="r:") as source:
-        (entry,) = json.load(source.extractfile("manifest.json"))  # type: ignore[arg-type]
-        config = source.extractfile(entry["Config"]).read()  # type: ignore[union-attr]
-        config_digest = "sha256:" + hashlib.sha256(config).hexdigest()
-        if config_digest != image_id:
-            raise PublishError(f"the engine saved config {config_digest}, not image {image_id}")
-        diff_ids = json.loads(config)["rootfs"]["diff_ids"]
-        with atomic_writer(target) as out, tarfile.open(fileobj=out, mode="w:", format=tarfile.PAX_FORMAT) as tar:
-            _add(tar, "oci-layout", json.dumps({"imageLayoutVersion": "1.0.0"}).encode())
-            _add(tar, _blob(config_digest), config)
-            layers, written = [], set()
-            for member_name, diff_id in zip(entry["Layers"], diff_ids, strict=True):
-                member = source.getmember(member_name)
-                if diff_id not in written:
-                    _copy_verified(source, member, tar, diff_id)
-                    written.add(diff_id)
-                layers.append({"mediaType": OCI_LAYER, "digest": diff_id, "size": member.size})
-            manifest = json.dumps({
-                "schemaVersion": 2, "mediaType": OCI_MANIFEST,
-                "config": {"mediaType": OCI_CONFIG, "digest": config_digest, "size": len(config)},
-                "layers": layers,
-            }, separators=(",", ":")).encode()
-            manifest_digest = "sha256:" + hashlib.sha256(manifest).hexdigest()
-            _add(tar, _blob(manifest_digest), manifest)
-            tags = entry.get("RepoTags") or []
-            descriptor = {"mediaType": OCI_MANIFEST, "digest": manifest_digest, "size": len(manifest)}
-            refs = [{**descriptor, "annotations": {"io.containerd.image.name": t,
-                                                   "org.opencontainers.image.ref.name": t.rsplit(":", 1)[-1]}}
-                    for t in tags] or [descriptor]
-            _add(tar, "index.json", json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX,
-                                                "manifests": refs}).encode())
-            _add(tar, "manifest.json", json.dumps([{
-                "Config": _blob(config_digest), "RepoTags": tags, "Layers": [_blob(d) for d in diff_ids],
-            }]).encode())
-    return manifest_digest
+def _rewrite(saved: list[tarfile.TarFile], target: Path, image_ids: list[str]
+             ) -> tuple[str, dict[str, dict[str, Any]]]:
+    """Turn ``docker save`` archives (one per image) into the dual layout at ``target`` (atomically). Returns the
+    digest of the manifest (one image) or of the image index naming every platform (several), and the platforms."""
+    with atomic_writer(target) as out, tarfile.open(fileobj=out, mode="w:", format=tarfile.PAX_FORMAT) as tar:
+        _add(tar, "oci-layout", json.dumps({"imageLayoutVersion": "1.0.0"}).encode())
+        written: set[str] = set()
+        descriptors, platforms, load = [], {}, []
+        for source, image_id in zip(saved, image_ids, strict=True):
+            (entry,) = json.load(source.extractfile("manifest.json"))  # type: ignore[arg-type]
+            config = source.extractfile(entry["Config"]).read()  # type: ignore[union-attr]
+            if "sha256:" + hashlib.sha256(config).hexdigest() != image_id:
+                raise PublishError(f"the engine saved config sha256:{hashlib.sha256(config).hexdigest()}, not "
+                                   f"image {image_id}")
+            descriptor, layers = _image_blobs(source, tar, entry, config, image_id, written)
+            info = json.loads(config)
+            platform = {"architecture": info.get("architecture", "amd64"), "os": info.get("os", "linux")}
+            descriptors.append({**descriptor, "platform": platform})
+            platforms[platform["architecture"]] = {"digest": descriptor["digest"], "image_id": image_id}
+            load.append({"Config": _blob(image_id), "RepoTags": entry.get("RepoTags") or [], "Layers": layers})
+        tags = [t for e in load for t in e["RepoTags"]]
+        if len(descriptors) == 1:
+            top = descriptors[0]
+        else:  # one index naming every platform, so the archive has one digest like a registry tag
+            index = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": descriptors},
+                               separators=(",", ":")).encode()
+            top = {"mediaType": OCI_INDEX, "digest": "sha256:" + hashlib.sha256(index).hexdigest(),
+                   "size": len(index)}
+            _add(tar, _blob(top["digest"]), index)
+        if len(descriptors) > 1:  # edgebench/NAME:1-amd64 and edgebench/NAME:1-arm64 are edgebench/NAME:1
+            tags = sorted({t.removesuffix(f"-{a}") for t in tags for a in platforms if t.endswith(f"-{a}")})
+        top = {k: v for k, v in top.items() if k != "platform"}
+        refs = [{**top, "annotations": {"io.containerd.image.name": t,
+                                        "org.opencontainers.image.ref.name": t.rsplit(":", 1)[-1]}}
+                for t in tags] or [top]
+        _add(tar, "index.json", json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX,
+                                            "manifests": refs}).encode())
+        _add(tar, "manifest.json", json.dumps(load).encode())
+    return top["digest"], platforms
+
+
+def _image_blobs(source: tarfile.TarFile, tar: tarfile.TarFile, entry: dict[str, Any], config: bytes,
+                 image_id: str, written: set[str]) -> tuple[dict[str, Any], list[str]]:
+    """Write one image's config, layers (each once per archive, checked against its diff id) and OCI manifest;
+    returns the manifest's descriptor and the layer paths for ``docker load``."""
+    diff_ids = json.loads(config)["rootfs"]["diff_ids"]
+    if image_id not in written:
+        _add(tar, _blob(image_id), config)
+        written.add(image_id)
+    layers = []
+    for member_name, diff_id in zip(entry["Layers"], diff_ids, strict=True):
+        member = source.getmember(member_name)
+        if diff_id not in written:
+            _copy_verified(source, member, tar, diff_id)
+            written.add(diff_id)
+        layers.append({"mediaType": OCI_LAYER, "digest": diff_id, "size": member.size})
+    manifest = json.dumps({
+        "schemaVersion": 2, "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": OCI_CONFIG, "digest": image_id, "size": len(config)},
+        "layers": layers,
+    }, separators=(",", ":")).encode()
+    digest = "sha256:" + hashlib.sha256(manifest).hexdigest()
+    _add(tar, _blob(digest), manifest)
+    return {"mediaType": OCI_MANIFEST, "digest": digest, "size": len(manifest)}, [_blob(d) for d in diff_ids]
 
 
 def _blob(digest: str) -> str:
@@ -148,26 +188,44 @@ def _copy_verified(source: tarfile.TarFile, member: tarfile.TarInfo, tar: tarfil
         raise PublishError(f"layer {member.name} does not hash to {diff_id}: the saved image is damaged")
 
 
-def load_archive(path: str | os.PathLike[str], *, client: Any = None) -> LoadedImage:
-    """Load an archive written by :func:`export_archive` (or ``docker save``) and check the image digest."""
+def load_archive(path: str | os.PathLike[str], *, platform: str | None = None, client: Any = None) -> LoadedImage:
+    """Load an archive written by :func:`export_archive` (or ``docker save``) and check the image digest.
+
+    An archive of several architectures loads the engine's own (or ``platform``) only."""
     file = Path(path)
     if not file.is_file():
         raise InvalidInputError(f"archive not found: {file}", path=str(file))
+    docker = docker_client(client)
+    wanted = parse_platform(platform).split("/")[1] if platform else arch_name(docker.info().get("Architecture", ""))
     try:
         with tarfile.open(file, mode="r:") as tar:
-            (entry,) = json.load(tar.extractfile("manifest.json"))  # type: ignore[arg-type]
-            expected = "sha256:" + hashlib.sha256(tar.extractfile(entry["Config"]).read()).hexdigest()  # type: ignore[union-attr]
-    except (tarfile.TarError, KeyError, ValueError, TypeError) as exc:
+            entries = json.load(tar.extractfile("manifest.json"))  # type: ignore[arg-type]
+            found = {}
+            for entry in entries:
+                config = tar.extractfile(entry["Config"]).read()  # type: ignore[union-attr]
+                found[json.loads(config).get("architecture", "amd64")] = (
+                    entry, "sha256:" + hashlib.sha256(config).hexdigest())
+    except (tarfile.TarError, KeyError, ValueError, TypeError, AttributeError) as exc:
         raise PublishError(f"{file} is not an image archive (no readable manifest.json): {exc}",
                            path=str(file)) from exc
-    docker = docker_client(client)
-    with file.open("rb") as data:
+    if wanted not in found:
+        raise PublishError(f"{file} holds {', '.join(f'linux/{a}' for a in sorted(found))}, not linux/{wanted}: "
+                           "choose one with --platform", path=str(file))
+    entry, expected = found[wanted]
+    with tempfile.TemporaryFile() as one:  # docker load takes every image of an archive: give it only this one
+        with tarfile.open(file, mode="r:") as tar, tarfile.open(fileobj=one, mode="w:") as out:
+            _add(out, "manifest.json", json.dumps([entry]).encode())
+            for name in [entry["Config"], *entry["Layers"]]:
+                member = tar.getmember(name)
+                out.addfile(member, tar.extractfile(member))
+        one.seek(0)
         try:
-            images = docker.images.load(data)
+            images = docker.images.load(one)
         except Exception as exc:
             raise PublishError(f"the engine could not load {file}: {exc}", path=str(file)) from exc
     loaded = next((i for i in images if i.id == expected), None)
     if loaded is None:
         raise PublishError(f"loading {file} gave {[i.id for i in images]}, not the archived image {expected}",
                            path=str(file))
-    return LoadedImage(loaded.id, list(loaded.tags), (loaded.labels or {}).get("org.edgebench.model"))
+    return LoadedImage(loaded.id, list(loaded.tags), (loaded.labels or {}).get("org.edgebench.model"),
+                       f"linux/{wanted}", [f"linux/{a}" for a in sorted(found) if a != wanted])

@@ -13,6 +13,7 @@ standard library only and is tested against real registries with htpasswd and to
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
 import re
@@ -28,6 +29,11 @@ from ..core.errors import InvalidInputError, PublishError, first_line
 MANIFEST_TYPES = (
     "application/vnd.oci.image.manifest.v1+json",
     "application/vnd.docker.distribution.manifest.v2+json",
+)
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+INDEX_TYPES = (
+    OCI_INDEX,
+    "application/vnd.docker.distribution.manifest.list.v2+json",
 )
 _TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
 _COMPONENT = re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*")
@@ -158,11 +164,14 @@ class RegistryClient:
         self.timeout = timeout
         self.token: str | None = None
 
-    def request(self, path: str, accept: Sequence[str] = ()) -> tuple[int, dict[str, str], bytes]:
+    def request(self, path: str, accept: Sequence[str] = (), *, method: str = "GET", body: bytes | None = None,
+                content_type: str | None = None) -> tuple[int, dict[str, str], bytes]:
         for attempt in range(2):
-            request = urllib.request.Request(self.base + path, method="GET")
+            request = urllib.request.Request(self.base + path, method=method, data=body)
             if accept:
                 request.add_header("Accept", ", ".join(accept))
+            if content_type:
+                request.add_header("Content-Type", content_type)
             if self.token:
                 request.add_header("Authorization", f"Bearer {self.token}")
             elif attempt and self.credentials:
@@ -220,12 +229,35 @@ class RegistryClient:
         if status != 200:
             raise PublishError(f"registry {self.registry} answered HTTP {status} at /v2/", registry=self.registry)
 
-    def manifest(self, repository: str, reference: str) -> tuple[str, dict[str, Any]]:
+    def describe(self, repository: str, reference: str) -> tuple[str, int]:
+        """The media type and size of the manifest under ``reference``, for an index entry."""
         status, headers, body = self.request(f"/v2/{repository}/manifests/{reference}", MANIFEST_TYPES)
+        if status != 200:
+            raise PublishError(f"registry {self.registry} has no manifest {repository}@{reference} (HTTP {status})",
+                               registry=self.registry)
+        return headers.get("content-type", MANIFEST_TYPES[1]).split(";")[0], len(body)
+
+    def manifest(self, repository: str, reference: str) -> tuple[str, dict[str, Any]]:
+        """The digest and the manifest (or index) under ``reference``."""
+        status, headers, body = self.request(f"/v2/{repository}/manifests/{reference}", MANIFEST_TYPES + INDEX_TYPES)
         if status != 200:
             raise PublishError(f"registry {self.registry} has no manifest {repository}:{reference} (HTTP {status})",
                                registry=self.registry)
         return headers.get("docker-content-digest", ""), json.loads(body)
+
+    def put_manifest(self, repository: str, reference: str, manifest: bytes, media_type: str) -> str:
+        """PUT ``manifest`` under ``reference`` (a tag or its digest); returns the digest the registry stored."""
+        digest = "sha256:" + hashlib.sha256(manifest).hexdigest()
+        status, headers, body = self.request(f"/v2/{repository}/manifests/{reference}", method="PUT", body=manifest,
+                                             content_type=media_type)
+        if status not in (200, 201):
+            raise PublishError(f"registry {self.registry} refused the manifest {repository}:{reference} (HTTP "
+                               f"{status}: {body.decode(errors='replace')[:300]})", registry=self.registry)
+        stored = headers.get("docker-content-digest", digest)
+        if stored != digest:
+            raise PublishError(f"registry {self.registry} stored {repository}:{reference} as {stored}, not {digest}",
+                               registry=self.registry)
+        return digest
 
     def tags(self, repository: str) -> list[str]:
         status, _, body = self.request(f"/v2/{repository}/tags/list")
