@@ -47,6 +47,7 @@ def run_pipeline(
     registry: str | None = None,
     archive: str | None = None,
     tags: Sequence[str] = (),
+    platforms: Sequence[str] | None = None,
     containers: bool = True,
     skip_without_engine: bool = False,
     memory: str = "512m",
@@ -56,6 +57,10 @@ def run_pipeline(
 ) -> PipelineResult:
     """Bench ``model`` on ``devices`` against ``slo``; then build, test (under ``memory``) and publish to
     ``registry`` (REGISTRY/REPOSITORY) or ``archive`` (a .tar path) when an engine answers.
+
+    Images are built and tested for the architectures of the devices' profiles (``platforms`` overrides, e.g.
+    ``["linux/amd64", "linux/arm64"]``); foreign ones run under emulation. Several platforms publish as one
+    multi-arch image.
 
     Without an engine, the container steps are skipped with the reason, unless a registry or archive was asked
     for: then the missing engine is a failure (``skip_without_engine=True`` skips anyway, as the demo does).
@@ -80,11 +85,25 @@ def run_pipeline(
             say("gate slo: failed; stopping before the image steps")
             return result
     if containers:
-        _containers(card.ref, result, registry, archive, tags, memory, skip_without_engine, store, client, say)
+        chosen = platforms_for(devices, platforms)
+        _containers(card.ref, chosen, result, registry, archive, tags, memory, skip_without_engine, store, client,
+                    say)
     return result
 
 
-def _containers(ref: str, result: PipelineResult, registry: str | None, archive: str | None,
+def platforms_for(devices: Sequence[str], platforms: Sequence[str] | None = None) -> list[str]:
+    """The platforms to build: given, else the architectures of the devices' profiles, else this machine's."""
+    from .core.images import parse_platform
+    from .emulation import host_arch
+    from .profiles import load_profile
+
+    if platforms:
+        return sorted({parse_platform(p) for p in platforms})
+    arches = {load_profile(d).arch for d in devices if d != "host"} or {host_arch()}
+    return sorted(f"linux/{a}" for a in arches)
+
+
+def _containers(ref: str, platforms: list[str], result: PipelineResult, registry: str | None, archive: str | None,
                 tags: Sequence[str], memory: str, skip_without_engine: bool, store: Store, client: Any,
                 say: Callable[[str], Any]) -> None:
     from .engine import docker_client, engine_available
@@ -103,19 +122,27 @@ def _containers(ref: str, result: PipelineResult, registry: str | None, archive:
                 say(f"build, test, publish: skipped: {why}")
             return
     docker = docker_client(client)
-    image = build_image(ref, store=store, client=docker, progress=Silent())
-    result.steps["build"] = {"image": image.tag, "id": image.id, "size_mb": round(image.size_bytes / 2**20, 1)}
-    say(f"build: {image.tag}, {image.size_bytes / 2**20:.0f} MiB, {image.build_seconds:.1f} s")
-    report = test_image(image, memory=memory, store=store, client=docker, progress=Silent())
-    result.steps["test"] = {"passed": report.passed, "summary": report.summary()}
-    result.gates["image_test"] = report.passed
-    say(f"test: {report.summary()}")
-    if not report.passed:
+    images = []
+    result.steps["build"], result.steps["test"] = {}, {}
+    for platform in platforms:
+        image = build_image(ref, platform, store=store, client=docker, progress=Silent())
+        images.append(image)
+        result.steps["build"][platform] = {"image": image.tag, "id": image.id,
+                                           "size_mb": round(image.size_bytes / 2**20, 1)}
+        say(f"build {platform}: {image.tag}, {image.size_bytes / 2**20:.0f} MiB, {image.build_seconds:.1f} s")
+        report = test_image(image, memory=memory, store=store, client=docker, progress=Silent())
+        result.steps["test"][platform] = {"passed": report.passed, "emulated": report.emulated,
+                                          "summary": report.summary(), "output_differences": report.output_differences}
+        say(f"test {platform}: {report.summary()}")
+    result.gates["image_test"] = all(t["passed"] for t in result.steps["test"].values())
+    if not result.gates["image_test"]:
         return
     destination = registry or (f"oci-archive:{archive}" if archive else None)
     if destination is None:
         result.skipped.append("publish: no registry or archive given")
         return
-    published = publish(image, destination, list(tags), store=store, client=docker, progress=Silent())
-    result.steps["publish"] = {"references": published.references, "digest": published.digest}
+    published = publish(images if len(images) > 1 else images[0], destination, list(tags), store=store,
+                        client=docker, progress=Silent())
+    result.steps["publish"] = {"references": published.references, "digest": published.digest,
+                               "platforms": sorted(published.platforms) or [images[0].platform]}
     say("publish: " + ", ".join(published.references))

@@ -28,4 +28,4 @@ def test_demo_with_the_engine_builds_tests_and_archives(store, engine):
     summary = run_demo(store, trees=10, devices=[], say=lines.append)
     assert summary["gates"] == {"image_test": True} and summary["passed"]
     assert (store.home / "exports" / "digits-rf-1.tar").stat().st_size > 50 * 2**20
-    engine.images.remove(summary["steps"]["build"]["image"], force=True)
+    engine.images.remove(summary["steps"]["build"]["linux/amd64"]["image"], force=True)

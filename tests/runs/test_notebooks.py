@@ -99,7 +99,10 @@ def test_edge_pipeline_notebook_builds_tests_and_publishes(store, engine, regist
     try:
         assert run.passed and run.gates == {"slo": True, "image_test": True}
         assert f"{registries['open']}/edge/nb-rf:1" in run.results["published"]
+        assert run.results["images"] == ["edgebench/nb-rf:1-arm64"]  # the Pi's architecture, under emulation
+        assert run.results["output_differences"]["linux/arm64"]["label"] == 0
         # newest first: the steps the notebook ran, then the notebook run itself (started first)
         assert [r.step for r in store.runs("nb-rf")][:5] == ["publish", "test", "build", "bench", "notebook"]
     finally:
-        engine.images.remove(run.results["image"], force=True)
+        for image in run.results.get("images", []):
+            engine.images.remove(image, force=True)

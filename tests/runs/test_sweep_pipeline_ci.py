@@ -13,6 +13,7 @@ import yaml
 
 import edgebench as eb
 from edgebench.ci import export_pipeline
+from edgebench.publish.registry import RegistryClient
 from edgebench.runs import load_grid
 
 from .test_notebooks import TRAIN, cli
@@ -111,8 +112,19 @@ def test_cli_pipeline_end_to_end_to_a_registry(store, engine, registries, digits
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
     assert result["gates"] == {"slo": True, "image_test": True}
+    assert list(result["steps"]["build"]) == ["linux/arm64"]  # the Pi's architecture, tested under emulation
+    assert result["steps"]["test"]["linux/arm64"]["emulated"] is True
     assert result["steps"]["publish"]["digest"].startswith("sha256:")
-    engine.images.remove(result["steps"]["build"]["image"], force=True)
+    both = cli("pipeline", "--model", "pipe-rf", "--device", "rpi4-1gb", "--platform", "linux/amd64", "--platform",
+               "arm64", "--registry", f"{registries['open']}/edge/pipe-rf", "--tag", "multi", "--json",
+               home=store.home)
+    assert both.returncode == 0, both.stderr
+    multi = json.loads(both.stdout)
+    assert multi["steps"]["publish"]["platforms"] == ["amd64", "arm64"]
+    _, index = RegistryClient(registries["open"]).manifest("edge/pipe-rf", "multi")
+    assert {m["platform"]["architecture"] for m in index["manifests"]} == {"amd64", "arm64"}
+    for build in multi["steps"]["build"].values():
+        engine.images.remove(build["image"], force=True)
 
 
 def test_github_actions_workflow_validates_against_the_schemastore_schema(tmp_path):
