@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+import uuid
 from typing import Any
 
 from . import config
@@ -64,3 +66,35 @@ def applied_limits(container: Any) -> dict[str, Any]:
         "network": host.get("NetworkMode"),
         "user": config_.get("User") or "root",
     }
+
+
+def peak_memory_mb(container: Any) -> float | None:
+    """The high-water mark of a running container's memory cgroup, in MB (None when the engine has none)."""
+    try:
+        stats = container.stats(stream=False)["memory_stats"]
+    except Exception:
+        return None
+    peak = stats.get("max_usage") or stats.get("peak")
+    return round(peak / 2**20, 1) if peak else None
+
+
+def emulator_baseline(docker: Any, image: Any, memory: int) -> float | None:
+    """Peak memory of an idle ``python3`` from the image's base under the same emulation: what QEMU and the
+    interpreter cost before any model, to read an emulated peak against."""
+    base = (image.labels or {}).get("org.opencontainers.image.base.name") or image.id
+    container = None
+    try:
+        container = run_limited(docker, base, memory=memory, cpuset=None, network="none",
+                                name=f"edgebench-baseline-{uuid.uuid4().hex[:12]}",
+                                labels={"org.edgebench.test": "baseline"}, entrypoint=["python3"],
+                                command=["-c", "print('up', flush=True); import time; time.sleep(60)"])
+        deadline = time.monotonic() + 60
+        while b"up" not in container.logs() and time.monotonic() < deadline:  # python3 is up and idle
+            time.sleep(0.2)
+        time.sleep(0.5)
+        return peak_memory_mb(container)
+    except Exception:  # a base no longer in the engine: the report says "-"
+        return None
+    finally:
+        if container is not None:
+            container.remove(force=True)

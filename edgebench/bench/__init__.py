@@ -101,21 +101,23 @@ def _bench_one(ref: str, profiles: list[DeviceProfile], slo: SLO, in_container: 
                  f"single {calibration.sevenzip_single_mips:.0f} MIPS, FP32 peak/core "
                  f"{host.peak_gflops_core:.1f} GFLOPS", *calibration.notes]
         docker = docker_client(client) if in_container else None
-        image = None
+        images: dict[str, str] = {}
         if docker is not None:
             from .container import model_image
 
-            progress.step(3, steps, f"finding the image of {card.ref}")
-            image = model_image(card, store, docker, progress)
+            arches = sorted({p.arch for p in profiles})
+            progress.step(3, steps, f"finding the images of {card.ref} for {', '.join(arches)}")
+            images = {arch: model_image(card, store, docker, progress, arch) for arch in arches}
         step = 3
         for profile in profiles:
             step += 1
             progress.step(step, steps, f"predicting {profile.name}")
             result = predict(profile, host, measured, profile.cores, slo)
-            if docker is not None and image is not None:
+            if docker is not None:
                 from .container import run_in_container
 
                 step += 1
+                image = images[profile.arch]
                 progress.step(step, steps, f"running {image} under {profile.name}'s limits")
                 outcome = run_in_container(image, profile, docker, seconds)
                 result = _with_container(result, outcome)
@@ -139,6 +141,9 @@ def _with_container(result: DeviceResult, outcome: dict[str, Any]) -> DeviceResu
         verdict = "fail"
         reasons.append(outcome["message"])
     elif outcome.get("peak_memory_mb"):
-        reasons.append(f"container peak memory {outcome['peak_memory_mb']:.0f} MB of {outcome['memory_mb']} MB")
+        emulated = f" under emulation (QEMU and python3 idle: {outcome['emulator_baseline_mb']:.0f} MB of it)" \
+            if outcome.get("emulated") and outcome.get("emulator_baseline_mb") else ""
+        reasons.append(f"container peak memory {outcome['peak_memory_mb']:.0f} MB of {outcome['memory_mb']} MB"
+                       f"{emulated}")
     return DeviceResult(**{**result.__dict__, "verdict": verdict, "fits": fits, "reasons": reasons,
                            "container": outcome})

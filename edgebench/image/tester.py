@@ -24,7 +24,7 @@ from ..core.images import Check, ImageRef, ImageTestReport, arch_name
 from ..core.numbers import number
 from ..core.parity import Tolerance, compare
 from ..emulation import HOW, emulation
-from ..engine import applied_limits, docker_client, run_limited
+from ..engine import applied_limits, docker_client, emulator_baseline, peak_memory_mb, run_limited
 from ..progress import Progress, auto
 from ..store import Store, open_store
 
@@ -150,13 +150,13 @@ def test_image(
                 checks.append(Check("connection", False, f"the server stopped answering: {exc}"))
             finally:
                 client_http.close()
-        peak = _peak_memory_mb(container)
+        peak = peak_memory_mb(container)
         container.reload()
         if container.attrs["State"].get("OOMKilled"):
             checks.append(Check("memory", False, f"killed for running out of memory (limit {memory})"
                                 + (" under emulation, which adds QEMU's own memory" if emulated else "")))
         if emulated:
-            baseline = _emulator_baseline(docker, found, memory_bytes)
+            baseline = emulator_baseline(docker, found, memory_bytes)
     except _NotRun:
         pass
     finally:
@@ -194,25 +194,6 @@ def _image(docker: Any, tag: str) -> Any:
             image=tag,
         ) from None
     return found
-
-
-def _emulator_baseline(docker: Any, image: Any, memory: int) -> float | None:
-    """Peak memory of an idle ``python3`` from the image's base under the same emulation: what QEMU and the
-    interpreter cost before any model, to read an emulated peak against."""
-    base = (image.labels or {}).get("org.opencontainers.image.base.name") or image.id
-    container = None
-    try:
-        container = run_limited(docker, base, memory=memory, cpuset=None, network="none",
-                                name=f"edgebench-baseline-{uuid.uuid4().hex[:12]}",
-                                labels={"org.edgebench.test": "baseline"}, entrypoint=["python3"],
-                                command=["-c", "import time; time.sleep(4)"])
-        time.sleep(2.5)
-        return _peak_memory_mb(container)
-    except Exception:  # a base no longer in the engine: the report says "-"
-        return None
-    finally:
-        if container is not None:
-            container.remove(force=True)
 
 
 def _card(store: Store, image: Any, tag: str) -> ModelCard:
@@ -345,12 +326,3 @@ def _latency(client: Http, card: ModelCard, requests: int) -> dict[str, float]:
         client.request("POST", path, body)
         times.append((time.perf_counter() - start) * 1000)
     return {f"p{q}": round(float(np.percentile(times, q)), 3) for q in (50, 90, 99)}
-
-
-def _peak_memory_mb(container: Any) -> float | None:
-    try:
-        stats = container.stats(stream=False)["memory_stats"]
-    except Exception:
-        return None
-    peak = stats.get("max_usage") or stats.get("peak")
-    return round(peak / 2**20, 1) if peak else None

@@ -195,23 +195,41 @@ def test_int8_of_a_tree_model_says_it_does_not_apply(bench_store):
 def test_container_mode_enforces_ram_and_cores_and_reports_oom(bench_store, engine, calibration, tmp_path,
                                                                monkeypatch):
     monkeypatch.setenv("EDGEBENCH_PROFILES", str(tmp_path))
-    (tmp_path / "starved.yaml").write_text("name: starved\nextends: rpi4-1gb\nram_mb: {value: 90, source: test}\n"
+    (tmp_path / "starved.yaml").write_text("name: starved\nextends: intel-n100\nram_mb: {value: 90, source: test}\n"
                                            "os_reserved_mb: {value: 60, source: test}\n")
     with Watch(engine, "org.edgebench.bench") as watch:
-        report = eb.benchmark("digits-rf", ["rpi4-1gb", "starved"], in_container=True, seconds=1, store=bench_store,
-                              client=engine)
+        report = eb.benchmark("digits-rf", ["intel-n100", "starved"], in_container=True, seconds=1,
+                              store=bench_store, client=engine)
+    n100 = report.device("intel-n100")
     cores = min(4, len(os.sched_getaffinity(0)))
-    assert watch.seen["rpi4-1gb"] == {
+    usable = round(n100.usable_ram_mb)
+    assert watch.seen["intel-n100"] == {
         "uid": 65532, "no_new_privs": True, "capabilities": 0, "cpus": f"0-{cores - 1}" if cores > 1 else "0",
-        "memory": 759 * 2**20, "memory_and_swap": 759 * 2**20, "root_read_only": True, "interfaces": ["lo"]}
-    rpi4 = report.device("rpi4-1gb")
-    assert rpi4.container["status"] == "ok" and rpi4.container["memory_mb"] == 759
-    assert rpi4.container["threads"] == cores
-    assert 0 < rpi4.container["peak_memory_mb"] < 759 and rpi4.container["p50"] > 0
+        "memory": int(n100.usable_ram_mb * 2**20), "memory_and_swap": int(n100.usable_ram_mb * 2**20),
+        "root_read_only": True, "interfaces": ["lo"]}
+    assert n100.container["status"] == "ok" and n100.container["memory_mb"] == usable
+    assert n100.container["threads"] == cores and n100.container["emulated"] is False
+    assert 0 < n100.container["peak_memory_mb"] < usable and n100.container["p50"] > 0
     starved = report.device("starved")
     assert starved.container["status"] == "oom" and starved.verdict == "does not fit"
-    assert "does not fit in 30 MB" in starved.reasons[-1]
+    assert starved.reasons[-1] == "does not fit in 30 MB: killed for running out of memory"
     assert not engine.containers.list(all=True, filters={"label": "org.edgebench.bench"})
+
+
+@pytest.mark.docker
+def test_container_mode_for_an_arm64_board_checks_the_memory_fit_under_emulation(bench_store, engine, calibration):
+    with Watch(engine, "org.edgebench.bench") as watch:
+        report = eb.benchmark("digits-rf", ["rpi4-1gb"], in_container=True, seconds=1, store=bench_store,
+                              client=engine)
+    rpi4 = report.device("rpi4-1gb")
+    baseline = rpi4.container["emulator_baseline_mb"]
+    assert rpi4.container["emulated"] is True and 5 < baseline < 200
+    assert watch.seen["rpi4-1gb"]["memory"] == pytest.approx(  # + QEMU, to the page
+        int(rpi4.usable_ram_mb * 2**20) + int(baseline * 2**20), abs=4096)
+    assert rpi4.container["status"] == "ok" and "p50" not in rpi4.container  # never a latency from QEMU
+    assert baseline < rpi4.container["peak_memory_mb"] < 759 + baseline
+    assert rpi4.reasons[-1].endswith(f"under emulation (QEMU and python3 idle: {baseline:.0f} MB of it)")
+    assert engine.images.get("edgebench/digits-rf:1-arm64").attrs["Architecture"] == "arm64"
 
 
 def test_cli_profiles_and_bench_exit_codes(bench_store, calibration):
