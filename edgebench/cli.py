@@ -161,13 +161,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = _command(sub, "build", _build, "build the inference image of a stored model")
     p.add_argument("ref", help="NAME or NAME:VERSION")
-    p.add_argument("--platform", default="linux/amd64", help="linux/amd64 or linux/arm64")
+    p.add_argument("--platform", action="append", default=[],
+                   help="linux/amd64 or linux/arm64 (repeatable: one image each; default: this machine's)")
     p.add_argument("--base-image", help="default $EDGEBENCH_BASE_IMAGE or python:3.11-slim-bookworm")
     p.add_argument("--tag", action="append", default=[], help="extra tag (repeatable)")
     p.add_argument("--context-only", metavar="DIR", help="only write the build context (for buildah, kaniko...)")
 
     p = _command(sub, "test-image", _test_image, "run an image under limits and check it against its card")
-    p.add_argument("image", help="image tag or id, e.g. edgebench/digits-rf:1-amd64")
+    p.add_argument("image", nargs="+", help="image tag or id, e.g. edgebench/digits-rf:1-amd64 (several: each "
+                                            "is tested, a foreign architecture under emulation)")
     p.add_argument("--memory", default="512m", help="RAM limit, no swap (default 512m)")
     p.add_argument("--cpuset", help="CPUs the container may use, e.g. 0 or 0-1")
     p.add_argument("--timeout", type=_num(above=0), default=60, help="seconds to wait for readiness")
@@ -339,28 +341,36 @@ def _serve(args: argparse.Namespace) -> tuple[Any, str]:
 
 
 def _build(args: argparse.Namespace) -> tuple[Any, str]:
+    from .emulation import host_arch
     from .image.builder import build_image, write_build_context
     from .progress import Lines
 
+    platforms = args.platform or [f"linux/{host_arch()}"]
     if args.context_only:
-        folder = write_build_context(args.ref, args.context_only, args.platform, base_image=args.base_image,
+        if len(platforms) > 1:
+            raise InvalidInputError("--context-only writes one platform's context: give one --platform")
+        folder = write_build_context(args.ref, args.context_only, platforms[0], base_image=args.base_image,
                                      store=_store(args))
         return {"context": str(folder)}, f"wrote the build context to {folder}"
-    image = build_image(args.ref, args.platform, base_image=args.base_image, tags=args.tag, store=_store(args),
-                        progress=Lines())
-    return ({**image.to_dict(), "build_log": None},
-            f"built {image.tag} ({image.platform}, {image.size_bytes / 2**20:.1f} MiB) in {image.build_seconds:.1f} s")
+    images = [build_image(args.ref, platform, base_image=args.base_image, tags=args.tag, store=_store(args),
+                          progress=Lines()) for platform in platforms]
+    data = [{**image.to_dict(), "build_log": None} for image in images]
+    text = "\n".join(f"built {i.tag} ({i.platform}, {i.size_bytes / 2**20:.1f} MiB) in {i.build_seconds:.1f} s"
+                     for i in images)
+    return (data if len(data) > 1 else data[0]), text
 
 
 def _test_image(args: argparse.Namespace) -> tuple[Any, str]:
     from .image.tester import test_image
     from .progress import Lines
 
-    report = test_image(args.image, memory=args.memory, cpuset=args.cpuset, timeout=args.timeout,
-                        store=_store(args), progress=Lines())
-    if not report.passed:
-        raise StepFailed(report.summary(), report.to_dict())
-    return report.to_dict(), report.summary()
+    reports = [test_image(image, memory=args.memory, cpuset=args.cpuset, timeout=args.timeout, store=_store(args),
+                          progress=Lines()) for image in args.image]
+    data = [r.to_dict() for r in reports] if len(reports) > 1 else reports[0].to_dict()
+    text = "\n".join(f"{r.image}: {r.summary()}" if len(reports) > 1 else r.summary() for r in reports)
+    if not all(r.passed for r in reports):
+        raise StepFailed(text, data)
+    return data, text
 
 
 def _publish(args: argparse.Namespace) -> tuple[Any, str]:

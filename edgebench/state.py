@@ -23,10 +23,10 @@ def model_state(store: Store, card: ModelCard, runs: list[Run] | None = None) ->
     runs = runs if runs is not None else store.runs(card.name, limit=500)
     mine = [r for r in runs if belongs(r, card)]
     bench = _latest(mine, "bench")
-    build = next((r for r in mine if r.step == "build" and r.status == "passed"), None)
-    image_id = (build.outputs or {}).get("id") if build else None
-    test = next((r for r in mine if r.step == "test" and (r.outputs or {}).get("image_id") == image_id), None) \
-        if image_id else None
+    images = _images(mine)
+    first = next(iter(images.values()), None)
+    build = next((r for r in mine if first and r.id == first["run"]), None)
+    test = next((r for r in mine if first and first["test"] and r.id == first["test"]["run"]), None)
     publish = next((r for r in mine if r.step == "publish" and r.status == "passed"), None)
     return {
         "name": card.name,
@@ -40,8 +40,9 @@ def model_state(store: Store, card: ModelCard, runs: list[Run] | None = None) ->
             "status": bench.status, "run": bench.id, "finished": bench.finished,
             "devices": {d["device"]: d["verdict"] for d in (bench.outputs or {}).get("devices", [])},
         } if bench else None,
-        "image": {"tag": (build.outputs or {}).get("tags", [None])[0], "id": image_id,
-                  "size_bytes": (build.outputs or {}).get("size_bytes"), "run": build.id} if build else None,
+        "images": images,
+        "image": {"tag": first["tag"], "id": first["id"], "size_bytes": first["size_bytes"], "run": first["run"]}
+        if first and build else None,
         "image_test": {"status": test.status, "run": test.id, "cold_start_s": (test.outputs or {}).get("cold_start_s")}
         if test else None,
         "published": {"destination": (publish.outputs or {}).get("destination"),
@@ -49,6 +50,28 @@ def model_state(store: Store, card: ModelCard, runs: list[Run] | None = None) ->
                       "references": (publish.outputs or {}).get("references", []), "run": publish.id}
         if publish else None,
     }
+
+
+def _images(runs: list[Run]) -> dict[str, dict[str, Any]]:
+    """The newest passed build per platform (this machine's first), each with the newest test of that image."""
+    from .emulation import host_arch
+
+    images: dict[str, dict[str, Any]] = {}
+    for build in (r for r in runs if r.step == "build" and r.status == "passed"):
+        out = build.outputs or {}
+        platform = out.get("platform", "linux/amd64")
+        if platform in images:
+            continue
+        test = next((r for r in runs if r.step == "test" and (r.outputs or {}).get("image_id") == out.get("id")),
+                    None)
+        images[platform] = {
+            "tag": (out.get("tags") or [None])[0], "id": out.get("id"), "size_bytes": out.get("size_bytes"),
+            "run": build.id,
+            "test": {"status": test.status, "run": test.id, "emulated": (test.outputs or {}).get("emulated", False),
+                     "cold_start_s": (test.outputs or {}).get("cold_start_s")} if test else None,
+        }
+    host = f"linux/{host_arch()}"
+    return dict(sorted(images.items(), key=lambda kv: (kv[0] != host, kv[0])))
 
 
 def model_detail(store: Store, ref: str) -> dict[str, Any]:

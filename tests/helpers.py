@@ -17,8 +17,9 @@ def stop_process(process, timeout=20):
         process.wait()
 
 
-def derived_image(engine, base, tag, *lines, files=None):
-    """An image FROM ``base`` with extra Dockerfile lines: how the tests make broken images on purpose."""
+def derived_image(engine, base, tag, *lines, files=None, platform=None):
+    """An image FROM ``base`` with extra Dockerfile lines: how the tests make broken images on purpose
+    (``platform="linux/arm64"`` for an arm64 base)."""
     import io
     import tarfile
 
@@ -31,7 +32,7 @@ def derived_image(engine, base, tag, *lines, files=None):
             info.mode = 0o644
             tar.addfile(info, io.BytesIO(data))
     buffer.seek(0)
-    engine.images.build(fileobj=buffer, custom_context=True, tag=tag, rm=True)
+    engine.images.build(fileobj=buffer, custom_context=True, tag=tag, rm=True, platform=platform)
     return tag
 
 

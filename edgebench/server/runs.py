@@ -15,9 +15,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..core.errors import EngineUnavailableError, InvalidInputError
+from ..core.images import parse_platform
 from ..core.names import parse_ref
 from ..core.numbers import number
 from ..engine import engine_available
+from ..pipeline import platforms_for
 from ..progress import Lines
 from ..state import model_state
 from ..store import Store
@@ -86,29 +88,42 @@ class RunManager:
     def _command(self, ref: str, step: str, params: dict[str, Any]) -> list[str]:
         base = [sys.executable, "-m", "edgebench", "--home", str(self.store.home)]
         if step == "bench":
-            devices = params.get("devices") or ["rpi4-1gb"]
-            if not isinstance(devices, list) or not all(isinstance(d, str) for d in devices):
-                raise InvalidInputError("devices must be a list of profile names")
+            devices = self._devices(params)
             command = [*base, "bench", ref, *(a for d in devices for a in ("--device", d))]
             for key, flag in (("slo_p99_ms", "--slo-p99-ms"), ("slo_ram_mb", "--slo-ram-mb"), ("seconds", "--seconds")):
                 if params.get(key) is not None:
                     command += [flag, str(number(params[key], key, above=0))]
             return [*command, "--json"]
-        if step == "build":
-            return [*base, "build", ref, "--platform", str(params.get("platform", "linux/amd64")), "--json"]
-        image = params.get("image") or (model_state(self.store, self.store.get(ref)).get("image") or {}).get("tag")
-        if not image:
-            raise InvalidInputError(f"{ref} has no image yet: build it first")
+        if step == "build":  # the platforms asked for, else the architectures of the devices picked
+            platforms = params.get("platforms") or platforms_for(self._devices(params))
+            if not isinstance(platforms, list) or not all(isinstance(p, str) for p in platforms):
+                raise InvalidInputError("platforms must be a list such as [\"linux/arm64\"]")
+            platforms = [parse_platform(p) for p in platforms]
+            return [*base, "build", ref, *(a for p in platforms for a in ("--platform", p)), "--json"]
+        state = model_state(self.store, self.store.get(ref))
+        images = [params["image"]] if params.get("image") else [i["tag"] for i in state["images"].values()
+                                                               if step == "test" or (i["test"] or {}).get("status")
+                                                               == "passed"]
+        if not images:
+            raise InvalidInputError(f"{ref} has no image yet: build it first" if step == "test" or not
+                                    state["images"] else f"{ref} has no tested image yet: test it first")
         if step == "test":
-            return [*base, "test-image", str(image), "--memory", str(params.get("memory", "512m")), "--json"]
+            return [*base, "test-image", *map(str, images), "--memory", str(params.get("memory", "512m")), "--json"]
         destination = params.get("destination")
         if not isinstance(destination, str) or not destination:
             raise InvalidInputError("publish needs a destination: REGISTRY/REPOSITORY or oci-archive:FILE.tar")
         tags = params.get("tags") or []
-        command = [*base, "publish", str(image)]
-        command += ["--to", destination] if destination.startswith("oci-archive:") else [destination]
+        command = [*base, "publish", *map(str, images)]
+        command += ["--to" if destination.startswith("oci-archive:") else "--to-registry", destination]
         command += [a for t in tags for a in ("--tag", str(t))]
         return [*command, *(["--force"] if params.get("force") else []), "--json"]
+
+    @staticmethod
+    def _devices(params: dict[str, Any]) -> list[str]:
+        devices = params.get("devices") or ["rpi4-1gb"]
+        if not isinstance(devices, list) or not all(isinstance(d, str) for d in devices):
+            raise InvalidInputError("devices must be a list of profile names")
+        return devices
 
     def _follow(self, run: PanelRun) -> None:
         assert run.process is not None

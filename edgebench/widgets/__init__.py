@@ -48,9 +48,9 @@ class Workbench:
         self.buttons = {step: w.Button(description=step.capitalize(), tooltip=tip) for step, tip in (
             ("export", "convert to ONNX with a parity check and store it"),
             ("bench", "measure here, predict each device"),
-            ("build", "build the inference image"),
-            ("test", "run the image under limits and check it"),
-            ("publish", "push the tested image"),
+            ("build", "build the inference image for the devices' architectures"),
+            ("test", "run each image under limits and check it (a foreign architecture under emulation)"),
+            ("publish", "push the tested images (several architectures: one multi-arch image)"),
         )}
         for step, button in self.buttons.items():
             button.on_click(lambda _, step=step: self.run(step))
@@ -58,7 +58,7 @@ class Workbench:
         self.status = w.Label()
         self.output = w.Output()
         self.title = w.HTML()
-        self.image: Any = None
+        self.images: list[Any] = []
         self.results: dict[str, Any] = {}
         self.widget = w.VBox([
             self.title, w.HBox([self.devices, w.VBox([self.p99, self.ram, self.destination])]),
@@ -77,8 +77,8 @@ class Workbench:
         for step in ("build", "test", "publish"):
             self.buttons[step].disabled = not (exported and engine_ok)
             self.buttons[step].tooltip = self.buttons[step].tooltip if engine_ok else why
-        self.buttons["test"].disabled |= self.image is None
-        self.buttons["publish"].disabled |= self.image is None
+        self.buttons["test"].disabled |= not self.images
+        self.buttons["publish"].disabled |= not self.images
 
     def run(self, step: str) -> Any:
         """Run one step as the buttons do; its result is shown below and returned."""
@@ -86,6 +86,7 @@ class Workbench:
         from ..export import export_model
         from ..image.builder import build_image
         from ..image.tester import test_image
+        from ..pipeline import platforms_for
         from ..publish import publish
 
         progress = Bar(self.bar, self.status)
@@ -99,14 +100,16 @@ class Workbench:
                 result = benchmark(str(self.ref), list(self.devices.value),
                                    SLO(p99_ms=self.p99.value or None, ram_mb=self.ram.value or None),
                                    seconds=1.0, store=self.store, client=self.client, progress=progress)
-            elif step == "build":
-                self.image = result = build_image(str(self.ref), store=self.store, client=self.client,
-                                                  progress=progress)
+            elif step == "build":  # one image per architecture of the chosen devices
+                self.images = result = [build_image(str(self.ref), platform, store=self.store, client=self.client,
+                                                    progress=progress)
+                                        for platform in platforms_for(list(self.devices.value))]
             elif step == "test":
-                result = test_image(self.image, store=self.store, client=self.client, progress=progress)
+                result = [test_image(image, store=self.store, client=self.client, progress=progress)
+                          for image in self.images]
             elif step == "publish":
-                result = publish(self.image, self.destination.value, store=self.store, client=self.client,
-                                 progress=progress)
+                result = publish(self.images if len(self.images) > 1 else self.images[0], self.destination.value,
+                                 store=self.store, client=self.client, progress=progress)
             else:
                 raise EdgebenchError(f"unknown step {step!r}")
         except EdgebenchError as exc:
@@ -122,7 +125,8 @@ class Workbench:
         with self.output:
             from IPython.display import display
 
-            display(result)
+            for item in result if isinstance(result, list) else [result]:
+                display(item)
         self._refresh()
         return result
 

@@ -93,11 +93,14 @@ export class EdgePanel extends Widget {
     for (const [device, verdict] of Object.entries(m.bench?.devices ?? {})) {
       box.append(badge(`${device}: ${verdict}`, verdict));
     }
-    if (m.image) {
-      box.append(badge('image built', 'pass'));
-    }
-    if (m.image_test) {
-      box.append(badge(`image test ${m.image_test.status}`, m.image_test.status));
+    for (const [platform, image] of Object.entries(m.images ?? {})) {
+      const arch = platform.replace('linux/', '');
+      const test = image.test;
+      box.append(
+        test
+          ? badge(`${arch} image test ${test.status}${test.emulated ? ' (emulated)' : ''}`, test.status)
+          : badge(`${arch} image built`, 'pass')
+      );
     }
     if (m.published) {
       box.append(badge(`published ${m.published.digest?.slice(0, 19) ?? ''}`, 'pass'));
@@ -179,15 +182,18 @@ export class EdgePanel extends Widget {
       actions.append(b);
     };
     const noEngine = engine && !engine.available ? engine.message : '';
+    const picked = () => Array.from(devices.querySelectorAll('input:checked')).map(i => (i as HTMLInputElement).value);
     button('bench', true, '', () => ({
-      devices: Array.from(devices.querySelectorAll('input:checked')).map(i => (i as HTMLInputElement).value),
+      devices: picked(),
       slo_p99_ms: Number((p99 as HTMLInputElement).value) || null,
       slo_ram_mb: Number((ram as HTMLInputElement).value) || null,
       seconds: 1
     }));
-    button('build', !noEngine, noEngine, () => ({}));
-    button('test', !noEngine && !!state?.image, noEngine || 'build the image first', () => ({}));
-    button('publish', !noEngine && state?.image_test?.status === 'passed', noEngine || 'test the image first', () => ({
+    const images = Object.values(state?.images ?? {});
+    // build: one image per architecture of the picked devices; test and publish: every image built
+    button('build', !noEngine, noEngine, () => ({ devices: picked() }));
+    button('test', !noEngine && images.length > 0, noEngine || 'build the image first', () => ({}));
+    button('publish', !noEngine && images.some(i => i.test?.status === 'passed'), noEngine || 'test the image first', () => ({
       destination: (destination as HTMLInputElement).value
     }));
     box.append(actions);

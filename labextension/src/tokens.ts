@@ -15,9 +15,19 @@ export interface IModelState {
   created: string;
   parity: string | null;
   bench: { status: string; run: number; devices: Record<string, string> } | null;
+  /** Per platform ("linux/arm64"...): the newest image built for these model bytes and its newest test. */
+  images: Record<string, IPlatformImage>;
   image: { tag: string; id: string; size_bytes: number; run: number } | null;
   image_test: { status: string; run: number; cold_start_s: number | null } | null;
   published: { destination: string; digest: string; references: string[]; run: number } | null;
+}
+
+export interface IPlatformImage {
+  tag: string;
+  id: string;
+  size_bytes: number;
+  run: number;
+  test: { status: string; run: number; emulated: boolean; cold_start_s: number | null } | null;
 }
 
 export interface IDeviceResult {

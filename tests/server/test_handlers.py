@@ -150,16 +150,30 @@ async def test_test_and_publish_need_an_image_first(jp_fetch, exported, engine):
     assert "digits-rf:1 has no image yet: build it first" in payload["error"]
 
 
-async def test_build_then_test_from_the_panel(jp_fetch, exported, engine):
-    run = await call(jp_fetch, "runs", method="POST", body={"model": "digits-rf", "step": "build"}, expect=202)
+async def test_build_then_test_from_the_panel_for_each_architecture_of_the_devices(jp_fetch, exported, engine):
+    run = await call(jp_fetch, "runs", method="POST", expect=202,
+                     body={"model": "digits-rf", "step": "build", "params": {"devices": ["rpi4-1gb", "intel-n100"]}})
     done = await wait_for(jp_fetch, run["id"], timeout=300)
     assert done["status"] == "passed", done
+    assert [image["platform"] for image in done["result"]] == ["linux/amd64", "linux/arm64"]
     run = await call(jp_fetch, "runs", method="POST", body={"model": "digits-rf", "step": "test"}, expect=202)
     done = await wait_for(jp_fetch, run["id"], timeout=300)
-    assert done["status"] == "passed" and done["result"]["passed"] is True
+    assert done["status"] == "passed" and [r["passed"] for r in done["result"]] == [True, True]
     state = (await call(jp_fetch, "models"))["models"][0]
-    assert state["image"]["tag"] == "edgebench/digits-rf:1-amd64" and state["image_test"]["status"] == "passed"
-    engine.images.remove(state["image"]["tag"], force=True)
+    try:
+        assert {p: (i["tag"], i["test"]["status"], i["test"]["emulated"]) for p, i in state["images"].items()} == {
+            "linux/amd64": ("edgebench/digits-rf:1-amd64", "passed", False),
+            "linux/arm64": ("edgebench/digits-rf:1-arm64", "passed", True)}
+        assert state["image"]["tag"] == "edgebench/digits-rf:1-amd64" and state["image_test"]["status"] == "passed"
+    finally:
+        for image in state["images"].values():
+            engine.images.remove(image["tag"], force=True)
+
+
+async def test_build_with_an_unknown_platform_is_400(jp_fetch, exported, engine):
+    payload = await call(jp_fetch, "runs", method="POST", expect=400,
+                         body={"model": "digits-rf", "step": "build", "params": {"platforms": ["linux/riscv64"]}})
+    assert "unknown platform 'linux/riscv64'" in payload["error"]
 
 
 async def test_cancel_stops_the_child_and_removes_the_container_it_started(jp_fetch, jp_serverapp, exported, engine,

@@ -169,14 +169,15 @@ def test_build_test_and_publish_from_the_panel_then_cancel_a_test(browser, lab, 
     eb.export_model(digits_rf, digits[0][:20], "digits-rf", store=store)
     page = open_panel(browser, lab)
     page.locator('[data-eb-model="digits-rf"]').click(timeout=30_000)
-    tag = "edgebench/digits-rf:1-amd64"
+    tag = "edgebench/digits-rf:1-arm64"  # the panel builds for the picked device, a Raspberry Pi 4
     try:
         page.locator('[data-eb-step="build"]').click()
         log = wait_run(page, "build", "passed")
         assert "build passed" in log and "[1/" in log  # progress lines reached the panel
         page.locator('[data-eb-step="test"]:not([disabled])').click(timeout=30_000)
         log = wait_run(page, "test", "passed")
-        assert "test passed" in log and "replaying" in log
+        assert "test passed" in log and "replaying" in log and "under emulation" in log
+        assert "arm64 image test passed (emulated)" in page.locator('[data-eb-model="digits-rf"]').inner_text()
         destination = f"{registries['open']}/ui/digits-rf"
         page.locator('[data-eb="destination"]').fill(destination)
         page.locator('[data-eb-step="publish"]:not([disabled])').click(timeout=30_000)
@@ -188,7 +189,8 @@ def test_build_test_and_publish_from_the_panel_then_cancel_a_test(browser, lab, 
         assert RegistryClient(registries["open"]).manifest("ui/digits-rf", "1")[0] == digest
 
         # the same tag now hangs at start: the test waits for readiness until cancelled from the panel
-        derived_image(engine, tag, tag, 'ENTRYPOINT ["python3", "-c", "import time; time.sleep(600)"]')
+        derived_image(engine, tag, tag, 'ENTRYPOINT ["python3", "-c", "import time; time.sleep(600)"]',
+                      platform="linux/arm64")
         page.locator('[data-eb-step="test"]:not([disabled])').click(timeout=30_000)
         page.locator('[data-eb="cancel"]').click(timeout=30_000)
         wait_run(page, "test", "cancelled", timeout=60_000)

@@ -41,12 +41,14 @@ def test_unknown_model_name_fails_at_once(store):
 
 def test_build_and_test_buttons_with_the_engine(store, engine, digits, digits_rf):
     eb.export_model(digits_rf, digits[0][:10], "digits-rf", store=store)
-    bench = eb.Workbench("digits-rf", store=store, client=engine)
+    bench = eb.Workbench("digits-rf", devices=("rpi4-1gb", "intel-n100"), store=store, client=engine)
     assert bench.buttons["build"].disabled is False and bench.buttons["test"].disabled is True
     bench.buttons["build"].click()
-    assert isinstance(bench.results["build"], eb.ImageRef)
-    bench.buttons["test"].click()
-    try:
-        assert bench.results["test"].passed
+    try:  # a Pi (arm64) and an N100 (amd64): one image each, the arm64 one tested under emulation
+        assert [i.platform for i in bench.results["build"]] == ["linux/amd64", "linux/arm64"]
+        bench.buttons["test"].click()
+        assert [(r.platform, r.passed, r.emulated) for r in bench.results["test"]] == [
+            ("linux/amd64", True, False), ("linux/arm64", True, True)]
     finally:
-        engine.images.remove(bench.results["build"].id, force=True)
+        for image in bench.results["build"]:
+            engine.images.remove(image.id, force=True)
