@@ -188,6 +188,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tag", action="append", default=[], help="tag to push (repeatable; default: model version)")
     p.add_argument("--force", action="store_true", help="publish even if the image has no passing test (recorded)")
     p.add_argument("--pull-back", action="store_true", help="pull by digest and test what came back")
+    p.add_argument("--sign", metavar="KEY", help="sign and attest with this cosign key after the push")
+
+    keys = sub.add_parser("keys", help="signing keys").add_subparsers(title="keys commands", metavar="ACTION")
+    _command(keys, "generate", _keys_generate, "make a cosign key pair (password from COSIGN_PASSWORD, never "
+                                               "stored)").add_argument("--out", required=True, help="folder")
+
+    p = _command(sub, "sign", _sign, "sign a published digest and attest its SBOM, image test, parity, bench")
+    p.add_argument("reference", help="REGISTRY/REPOSITORY@sha256:...")
+    p.add_argument("--key", required=True, help="cosign private key (its password in COSIGN_PASSWORD)")
+
+    p = _command(sub, "verify", _verify, "verify the signature and attestations of a digest (exit 1 when not)")
+    p.add_argument("reference", help="REGISTRY/REPOSITORY@sha256:...")
+    p.add_argument("--key", required=True, help="cosign public key")
+    p.add_argument("--require", default="sbom,image-test",
+                   help="attestations that must be there, signed: sbom,image-test,bench,parity")
+    p.add_argument("--model", help="NAME:VERSION whose card's sha256 the SBOM must name")
 
     p = _command(sub, "load", _load, "load an image archive written by `publish --to oci-archive:`")
     p.add_argument("archive")
@@ -384,10 +400,38 @@ def _publish(args: argparse.Namespace) -> tuple[Any, str]:
     if not destination or (args.to and args.destination):
         raise InvalidInputError("give either REGISTRY/REPOSITORY or --to oci-archive:FILE.tar")
     result = publish(images if len(images) > 1 else images[0], destination, args.tag, force=args.force,
-                     pull_back=args.pull_back, store=_store(args), progress=Lines())
+                     pull_back=args.pull_back, sign=args.sign, store=_store(args), progress=Lines())
     lines = [f"published {result.model} ({result.pushed_bytes / 2**20:.1f} MiB in {result.seconds:.1f} s)"]
     lines += [f"  {reference}" for reference in result.references]
     return result.to_dict(), "\n".join(lines)
+
+
+def _keys_generate(args: argparse.Namespace) -> tuple[Any, str]:
+    from .publish.sign import generate_keys
+
+    made = generate_keys(args.out)
+    return made, f"wrote {made['private']} (0600; keep it secret) and {made['public']} (give it to the sites)"
+
+
+def _sign(args: argparse.Namespace) -> tuple[Any, str]:
+    from .progress import Lines
+    from .publish import sign
+
+    attested = sign(args.reference, args.key, store=_store(args), progress=Lines())
+    lines = [f"signed {args.reference}"] + [f"  {d}: {', '.join(kinds) or 'signed'}" for d, kinds in attested.items()]
+    return {"reference": args.reference, "attestations": attested}, "\n".join(lines)
+
+
+def _verify(args: argparse.Namespace) -> tuple[Any, str]:
+    from .publish.sign import verify
+
+    expected = _store(args).get(args.model).sha256 if args.model else None
+    require = [k.strip() for k in args.require.split(",") if k.strip()]
+    report = verify(args.reference, args.key, require, expected_sha256=expected)
+    lines = [report.summary()] + [f"  {'ok  ' if c.passed else 'FAIL'} {c.name}: {c.message}" for c in report.checks]
+    if not report.passed:
+        raise StepFailed(report.summary(), report.to_dict(), "\n".join(lines))
+    return report.to_dict(), "\n".join(lines)
 
 
 def _load(args: argparse.Namespace) -> tuple[Any, str]:

@@ -17,6 +17,7 @@
     ├── BuildError               an image build that failed
     ├── ContainerTestError       an image that could not be tested
     ├── PublishError             a push, pull-back or transfer that failed
+    ├── SigningError             signing, attesting or verifying with cosign that failed
     └── NotebookError            a notebook run whose cell raised
 
 Each error carries structured fields (``model``, ``device``, ``image``, ``command``, ``registry``, ...) in
@@ -98,6 +99,10 @@ class ContainerTestError(EdgebenchError):
 
 class PublishError(EdgebenchError):
     """A push, pull-back or transfer that failed."""
+
+
+class SigningError(EdgebenchError):
+    """Signing, attesting or verifying that failed (cosign's own reason, said in a user's words)."""
 
 
 class NotebookError(EdgebenchError):

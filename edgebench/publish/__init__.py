@@ -9,13 +9,14 @@ registry client only, never written to the store, logs or reports.
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from html import escape
 from typing import Any
 
-from ..core.errors import InvalidInputError, PublishError
+from ..core.errors import InvalidInputError, PublishError, SigningError
 from ..core.images import ImageRef, ImageTestReport
 from ..engine import docker_client
 from ..progress import Progress, auto
@@ -52,6 +53,9 @@ class PublishResult:
     pull_back: ImageTestReport | None = None
     #: for a multi-arch publish, per architecture: the image's own manifest digest, image id and test run
     platforms: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: signed with cosign after the push, and what was attested per image digest
+    signed: bool = False
+    attestations: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def references(self) -> list[str]:
@@ -84,12 +88,18 @@ def publish(
     force: bool = False,
     pull_back: bool = False,
     credentials: Credentials | None = None,
+    sign: str | os.PathLike[str] | None = None,
+    password: str | None = None,
     store: Store | str | None = None,
     client: Any = None,
     progress: Progress | None = None,
 ) -> PublishResult:
     """Push a tested image to ``REGISTRY/REPOSITORY`` under ``tags`` (default: the model version), or write it
     to ``oci-archive:FILE.tar``.
+
+    ``sign="keys/cosign.key"`` signs the pushed digest with cosign after the push and attests its SBOM, image
+    test, parity and bench (see :mod:`edgebench.publish.sign`); the key's password comes from ``password`` or
+    ``COSIGN_PASSWORD``. A signing failure fails the publish: nothing is recorded as signed.
 
     Only an image whose last test passed is published unless ``force=True`` (recorded). After the push the
     manifest is read back for every tag and must carry the digest that was pushed, and its config must be the
@@ -105,8 +115,13 @@ def publish(
     images = [image] if isinstance(image, ImageRef | str) else list(image)
     if not images:
         raise InvalidInputError("give at least one image to publish")
+    if sign is not None:
+        from .sign import check_private_key
+
+        check_private_key(sign)  # before anything is pushed
     if len(images) > 1:
-        return _publish_index(images, destination, tags, force, credentials, store, docker, progress)
+        return _publish_index(images, destination, tags, force, credentials, store, docker, progress, sign,
+                              password)
     found = _image(docker, _reference(images[0]))
     model = _model(found)
     name, _, version = model.partition(":")
@@ -141,11 +156,13 @@ def publish(
             if not pulled.passed:
                 raise PublishError(f"the image pulled back from {target.registry} failed its test: "
                                    f"{pulled.summary()}", registry=target.registry)
+        attested = _sign(sign, password, target, digest, {digest: found}, store, docker, progress) if sign else {}
         result = PublishResult(
             image=found.tags[0] if found.tags else found.id, image_id=found.id, model=model,
             destination=target.name, digest=digest, tags=tags, verified=verified, forced=force,
             test_run=test_run, pushed_layers=layers["pushed"], reused_layers=layers["reused"],
             pushed_bytes=layers["bytes"], seconds=round(time.perf_counter() - start, 3), pull_back=pulled,
+            signed=bool(sign), attestations=attested,
         )
     except BaseException as exc:
         store.finish_run(run_id, "failed", {"error": str(exc)})
@@ -156,8 +173,8 @@ def publish(
 
 
 def _publish_index(images: list[ImageRef | str], destination: str, tags: Sequence[str], force: bool,
-                   credentials: Credentials | None, store: Store, docker: Any, progress: Progress | None
-                   ) -> PublishResult:
+                   credentials: Credentials | None, store: Store, docker: Any, progress: Progress | None,
+                   sign: str | os.PathLike[str] | None, password: str | None) -> PublishResult:
     """One model's images for several architectures -> per-arch pushes by digest, then one index per tag."""
     found = {}
     for ref in images:
@@ -218,11 +235,14 @@ def _publish_index(images: list[ImageRef | str], destination: str, tags: Sequenc
         for tag in tags:
             digest = registry.put_manifest(target.repository, tag, index, OCI_INDEX)
         verified = _verify_index(registry, target, tags, digest, platforms)
+        attested = _sign(sign, password, target, digest, {p["digest"]: found[a] for a, p in platforms.items()},
+                         store, docker, progress) if sign else {}
         result = PublishResult(
             image=", ".join(_reference_of(found[a]) for a in sorted(found)), image_id="", model=model,
             destination=target.name, digest=digest, tags=tags, verified=verified, forced=force, test_run=None,
             pushed_layers=totals["pushed"], reused_layers=totals["reused"], pushed_bytes=totals["bytes"],
-            seconds=round(time.perf_counter() - start, 3), platforms=platforms,
+            seconds=round(time.perf_counter() - start, 3), platforms=platforms, signed=bool(sign),
+            attestations=attested,
         )
     except BaseException as exc:
         pushed = ", ".join(f"{a} {p['digest']}" for a, p in platforms.items()) or "nothing"
@@ -235,6 +255,53 @@ def _publish_index(images: list[ImageRef | str], destination: str, tags: Sequenc
     store.finish_run(run_id, "passed", result.to_dict())
     progress.close()
     return result
+
+
+def sign(reference: str, key: str | os.PathLike[str], *, password: str | None = None,
+         store: Store | str | None = None, client: Any = None, progress: Progress | None = None
+         ) -> dict[str, list[str]]:
+    """Sign ``REGISTRY/REPOSITORY@sha256:...`` (an image or a multi-arch index) and attest each image it holds:
+    SBOM, image test, parity, bench. The images are found in the engine (pulled when missing); the reports come
+    from the store. Returns the attestation kinds per image digest."""
+    from .sign import check_private_key, split_digest_ref
+
+    repo, digest = split_digest_ref(reference)
+    check_private_key(key)
+    store = open_store(store)
+    docker = docker_client(client)
+    target = parse_destination(repo)
+    registry = RegistryClient(target.registry, find_credentials(target.registry))
+    _, manifest = registry.manifest(target.repository, digest)
+    children = [m["digest"] for m in manifest.get("manifests", [])] or [digest]
+    images = {child: _local_or_pulled(docker, f"{repo}@{child}") for child in children}
+    return _sign(key, password, target, digest, images, store, docker, progress or auto("sign"))
+
+
+def _local_or_pulled(docker: Any, reference: str) -> Any:
+    try:
+        return docker.images.get(reference)
+    except Exception:
+        return docker.images.pull(reference)
+
+
+def _sign(key: str | os.PathLike[str], password: str | None, target: Destination, digest: str,
+          images: dict[str, Any], store: Store, docker: Any, progress: Progress) -> dict[str, list[str]]:
+    """Sign the pushed digest (an index too) and attest each image it holds; a failure says what was pushed."""
+    from .sign import predicates_for, sign_and_attest
+
+    progress.step(1, 1, f"signing {target.name}@{digest}")
+    attested: dict[str, list[str]] = {}
+    try:
+        if digest not in images:  # an index: signed itself, each platform's image signed and attested below
+            sign_and_attest(f"{target.name}@{digest}", key, {}, password=password)
+        for child, image in images.items():
+            attested[child] = sign_and_attest(f"{target.name}@{child}", key, predicates_for(store, docker, image),
+                                              password=password)
+    except SigningError as exc:
+        raise SigningError(f"{target.name}@{digest} was pushed, but signing it failed: {exc.message}. It is not "
+                           f"recorded as signed; sign it with `edgebench sign {target.name}@{digest} --key KEY`",
+                           registry=target.registry) from None
+    return attested
 
 
 def _verify_index(registry: RegistryClient, target: Destination, tags: list[str], digest: str,
