@@ -189,6 +189,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="publish even if the image has no passing test (recorded)")
     p.add_argument("--pull-back", action="store_true", help="pull by digest and test what came back")
     p.add_argument("--sign", metavar="KEY", help="sign and attest with this cosign key after the push")
+    p.add_argument("--via", metavar="REGISTRY/REPOSITORY",
+                   help="with --to oci-archive: and --sign, the registry to sign in (signatures travel in the archive)")
 
     keys = sub.add_parser("keys", help="signing keys").add_subparsers(title="keys commands", metavar="ACTION")
     _command(keys, "generate", _keys_generate, "make a cosign key pair (password from COSIGN_PASSWORD, never "
@@ -208,6 +210,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = _command(sub, "load", _load, "load an image archive written by `publish --to oci-archive:`")
     p.add_argument("archive")
     p.add_argument("--platform", help="which image of a multi-arch archive (default: this engine's)")
+    p.add_argument("--verify", metavar="PUBLIC_KEY", help="verify signatures and attestations first; refuse "
+                                                          "the archive when they fail")
+    p.add_argument("--require", default="sbom,image-test", help="attestations --verify requires")
+    p.add_argument("--to", metavar="REGISTRY/REPOSITORY", help="load into this registry (signatures included) "
+                                                                "instead of the engine; needs --verify")
 
     profiles = sub.add_parser("profiles", help="device profiles: list, show, calibrate").add_subparsers(
         title="profiles commands", metavar="ACTION")
@@ -400,7 +407,7 @@ def _publish(args: argparse.Namespace) -> tuple[Any, str]:
     if not destination or (args.to and args.destination):
         raise InvalidInputError("give either REGISTRY/REPOSITORY or --to oci-archive:FILE.tar")
     result = publish(images if len(images) > 1 else images[0], destination, args.tag, force=args.force,
-                     pull_back=args.pull_back, sign=args.sign, store=_store(args), progress=Lines())
+                     pull_back=args.pull_back, sign=args.sign, via=args.via, store=_store(args), progress=Lines())
     lines = [f"published {result.model} ({result.pushed_bytes / 2**20:.1f} MiB in {result.seconds:.1f} s)"]
     lines += [f"  {reference}" for reference in result.references]
     return result.to_dict(), "\n".join(lines)
@@ -435,8 +442,14 @@ def _verify(args: argparse.Namespace) -> tuple[Any, str]:
 
 
 def _load(args: argparse.Namespace) -> tuple[Any, str]:
-    from .publish.archive import load_archive
+    from .publish.archive import load_archive, load_verified
 
+    if args.verify:
+        require = tuple(k.strip() for k in args.require.split(",") if k.strip())
+        done = load_verified(args.archive, args.verify, to=args.to, require=require, platform=args.platform)
+        return done.to_dict(), f"{done.verification.summary()}\nloaded into {done.destination}"
+    if args.to:
+        raise InvalidInputError("--to loads a signed archive into a registry: give --verify PUBLIC_KEY too")
     loaded = load_archive(args.archive, platform=args.platform)
     others = f"; the archive also holds {', '.join(loaded.others)}" if loaded.others else ""
     return loaded.__dict__, (f"loaded {loaded.image_id} ({loaded.platform}, "

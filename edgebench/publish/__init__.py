@@ -14,6 +14,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from html import escape
+from pathlib import Path
 from typing import Any
 
 from ..core.errors import InvalidInputError, PublishError, SigningError
@@ -90,6 +91,7 @@ def publish(
     credentials: Credentials | None = None,
     sign: str | os.PathLike[str] | None = None,
     password: str | None = None,
+    via: str | None = None,
     store: Store | str | None = None,
     client: Any = None,
     progress: Progress | None = None,
@@ -99,7 +101,9 @@ def publish(
 
     ``sign="keys/cosign.key"`` signs the pushed digest with cosign after the push and attests its SBOM, image
     test, parity and bench (see :mod:`edgebench.publish.sign`); the key's password comes from ``password`` or
-    ``COSIGN_PASSWORD``. A signing failure fails the publish: nothing is recorded as signed.
+    ``COSIGN_PASSWORD``. A signing failure fails the publish: nothing is recorded as signed. cosign keeps
+    signatures in registries, so a signed archive is published to ``via`` (``REGISTRY/REPOSITORY``, the hub the
+    sites would otherwise pull from), signed there, and saved with its signatures and attestations.
 
     Only an image whose last test passed is published unless ``force=True`` (recorded). After the push the
     manifest is read back for every tag and must carry the digest that was pushed, and its config must be the
@@ -119,6 +123,9 @@ def publish(
         from .sign import check_private_key
 
         check_private_key(sign)  # before anything is pushed
+        if destination.startswith(ARCHIVE_PREFIX):
+            return _signed_archive(images, destination[len(ARCHIVE_PREFIX):], tags, force, credentials, sign,
+                                   password, via, store, docker, progress)
     if len(images) > 1:
         return _publish_index(images, destination, tags, force, credentials, store, docker, progress, sign,
                               password)
@@ -254,6 +261,40 @@ def _publish_index(images: list[ImageRef | str], destination: str, tags: Sequenc
         raise
     store.finish_run(run_id, "passed", result.to_dict())
     progress.close()
+    return result
+
+
+def _signed_archive(images: list[ImageRef | str], path: str, tags: Sequence[str], force: bool,
+                    credentials: Credentials | None, key: str | os.PathLike[str], password: str | None,
+                    via: str | None, store: Store, docker: Any, progress: Progress | None) -> PublishResult:
+    """Publish to ``via`` with signatures, then save the signed digest, signatures and all, as the archive."""
+    from .archive import export_signed_archive
+
+    if not via:
+        raise InvalidInputError(
+            "a signed archive needs a registry to sign in (cosign keeps signatures in registries): give "
+            "via=REGISTRY/REPOSITORY (--via), e.g. the hub registry; the archive then carries the image, its "
+            "signatures and attestations")
+    pushed = publish(images if len(images) > 1 else images[0], via, tags, force=force, credentials=credentials,
+                     sign=key, password=password, store=store, client=docker, progress=progress)
+    name, _, version = pushed.model.partition(":")
+    run_id = store.start_run("publish", name, int(version), {"destination": f"{ARCHIVE_PREFIX}{path}",
+                                                              "via": f"{pushed.destination}@{pushed.digest}"})
+    start = time.perf_counter()
+    try:
+        digest, size = export_signed_archive(f"{pushed.destination}@{pushed.digest}", path,
+                                             {a: p["digest"] for a, p in pushed.platforms.items()})
+    except BaseException as exc:
+        store.finish_run(run_id, "failed", {"error": str(exc)})
+        raise
+    result = PublishResult(
+        image=pushed.image, image_id=pushed.image_id, model=pushed.model,
+        destination=f"{ARCHIVE_PREFIX}{Path(path).resolve()}", digest=digest, tags=pushed.tags, verified=True,
+        forced=force, test_run=pushed.test_run, pushed_layers=pushed.pushed_layers, reused_layers=0,
+        pushed_bytes=size, seconds=round(pushed.seconds + time.perf_counter() - start, 3), platforms=pushed.platforms,
+        signed=True, attestations=pushed.attestations,
+    )
+    store.finish_run(run_id, "passed", result.to_dict())
     return result
 
 

@@ -229,3 +229,118 @@ def load_archive(path: str | os.PathLike[str], *, platform: str | None = None, c
                            path=str(file))
     return LoadedImage(loaded.id, list(loaded.tags), (loaded.labels or {}).get("org.edgebench.model"),
                        f"linux/{wanted}", [f"linux/{a}" for a in sorted(found) if a != wanted])
+
+
+# -- signed archives: what cosign saved, signatures and attestations included -------------------------------------
+
+
+def export_signed_archive(reference: str, path: str | os.PathLike[str], platforms: dict[str, str], *,
+                          runner: Any = None) -> tuple[str, int]:
+    """Write the published, signed ``REGISTRY/REPO@sha256:...`` to ``path`` with its signatures and attestations:
+    the OCI layout ``cosign save`` writes at the root (and, for an index, one per platform under
+    ``platforms/linux-ARCH/``, since cosign saves an index's own signatures only), plus a ``docker load`` manifest
+    of every platform's image. Blobs are stored once (hard links in the tar). Returns (digest, bytes)."""
+    from .sign import Cosign, split_digest_ref
+
+    repo, digest = split_digest_ref(reference)
+    target = Path(path).resolve()
+    if not target.parent.is_dir():
+        raise InvalidInputError(f"folder {target.parent} does not exist: create it or choose another path")
+    cosign = Cosign(runner) if runner else Cosign()
+    with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
+        root = Path(tmp) / "root"
+        cosign("save", "--dir", str(root), reference, what=f"saving {reference} with its signatures")
+        layouts = {"": root}
+        for arch, child in sorted(platforms.items()):
+            folder = Path(tmp) / f"linux-{arch}"
+            cosign("save", "--dir", str(folder), f"{repo}@{child}", what=f"saving linux/{arch} of {reference}")
+            layouts[f"platforms/linux-{arch}/"] = folder
+        images = list(platforms.values()) or [digest]
+        load = [_load_entry(root, child) for child in images]
+        with atomic_writer(target) as out, tarfile.open(fileobj=out, mode="w:", format=tarfile.PAX_FORMAT) as tar:
+            first: dict[str, str] = {}  # blob digest -> the tar path that holds its bytes
+            for prefix, folder in layouts.items():
+                for file in sorted(p for p in folder.rglob("*") if p.is_file()):
+                    name = prefix + file.relative_to(folder).as_posix()
+                    key = file.name if file.parent.name == "sha256" else name
+                    if key in first:
+                        info = tarfile.TarInfo(name)
+                        info.type, info.linkname, info.mode = tarfile.LNKTYPE, first[key], 0o644
+                        tar.addfile(info)
+                        continue
+                    first[key] = name
+                    info = tar.gettarinfo(file, arcname=name)
+                    info.mode, info.uid, info.gid, info.uname, info.gname = 0o644, 0, 0, "", ""
+                    with file.open("rb") as data:
+                        tar.addfile(info, data)
+            _add(tar, "manifest.json", json.dumps(load).encode())
+    return digest, target.stat().st_size
+
+
+def _load_entry(root: Path, manifest_digest: str) -> dict[str, Any]:
+    manifest = json.loads((root / _blob(manifest_digest)).read_bytes())
+    return {"Config": _blob(manifest["config"]["digest"]), "RepoTags": [],
+            "Layers": [_blob(layer["digest"]) for layer in manifest["layers"]]}
+
+
+@dataclass(frozen=True)
+class VerifiedLoad:
+    """A signed archive verified and loaded into a site's registry or engine."""
+
+    archive: str
+    digest: str
+    verification: Any
+    destination: str
+    loaded: LoadedImage | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"archive": self.archive, "digest": self.digest, "verification": self.verification.to_dict(),
+                "destination": self.destination, "loaded": self.loaded.__dict__ if self.loaded else None}
+
+
+def load_verified(path: str | os.PathLike[str], key: str | os.PathLike[str], *, to: str | None = None,
+                  require: tuple[str, ...] = ("sbom", "image-test"), platform: str | None = None,
+                  client: Any = None) -> VerifiedLoad:
+    """Verify a signed archive against ``key`` (a cosign public key) before anything reaches the site: the
+    signature and the ``require``d attestations of every platform. Then load it into the registry ``to``
+    (``REGISTRY/REPOSITORY``, signatures included, verified again there) or into the engine. A failed check
+    raises :class:`SigningError` and loads nothing."""
+    from ..core.errors import SigningError
+    from .registry import parse_destination
+    from .sign import Cosign, verify
+
+    file = Path(path)
+    if not file.is_file():
+        raise InvalidInputError(f"archive not found: {file}", path=str(file))
+    if to is not None:
+        parse_destination(to)
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            with tarfile.open(file, mode="r:") as tar:
+                tar.extractall(tmp, filter="data")
+            index = json.loads((Path(tmp) / "index.json").read_text())
+        except (tarfile.TarError, OSError, ValueError) as exc:
+            raise PublishError(f"{file} is not a signed image archive (no readable OCI layout): {exc}",
+                               path=str(file)) from None
+        top = next((m for m in index["manifests"] if m.get("annotations", {}).get("kind", "").endswith(
+            ("/image", "/imageIndex"))), None)
+        if top is None:
+            raise SigningError(f"{file} carries no signatures (it was not written with --sign): refusing it",
+                               path=str(file))
+        digest = top["digest"]
+        report = verify(f"archive/{file.name}@{digest}", key, require, local=tmp)
+        if not report.passed:
+            raise SigningError(f"{file} failed verification, nothing was loaded: {report.summary()}",
+                               path=str(file), verification=report.to_dict())
+        if to is not None:
+            cosign = Cosign()
+            for folder in sorted((Path(tmp) / "platforms").glob("linux-*")):  # the images before their index
+                cosign("load", "--dir", str(folder), to, what=f"loading {folder.name} into {to}")
+            cosign("load", "--dir", tmp, to, what=f"loading {file.name} into {to}")
+            again = verify(f"{to}@{digest}", key, require)
+            if not again.passed:
+                raise SigningError(f"{to}@{digest} does not verify after the load: {again.summary()}",
+                                   registry=to)
+            return VerifiedLoad(str(file), digest, again, f"{to}@{digest}")
+    loaded = load_archive(file, platform=platform, client=client)
+    return VerifiedLoad(str(file), digest, report, "engine", loaded)

@@ -205,7 +205,9 @@ def verify(reference: str, key: str | os.PathLike[str], require: Sequence[str] =
     items = _children(reference, local)
     for name, child in items:  # an index is signed itself; its attestations are each platform's
         kinds = () if len(items) > 1 and not name else require
-        checks += _verify_one(cosign, f"{repo}@{child}", public, kinds, local, expected_sha256,
+        # in an archive, each platform's image is a layout of its own (cosign saves an index's signatures only)
+        where = Path(local) / "platforms" / name.replace("/", "-") if local and name else local
+        checks += _verify_one(cosign, f"{repo}@{child}", public, kinds, where, expected_sha256,
                               prefix=f"{name}: " if name else "")
     return VerifyReport(reference, checks)
 
