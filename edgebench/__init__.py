@@ -27,6 +27,7 @@ from .core.errors import (
     ProfileError,
     PublishError,
     SampleError,
+    SigningError,
     StoreCorruptError,
     StoreError,
 )
@@ -38,8 +39,9 @@ from .image.builder import build_image, write_build_context
 from .image.tester import test_image
 from .pipeline import PipelineResult, run_pipeline
 from .profiles import list_profiles, load_profile
-from .publish import Credentials, PublishResult, publish
-from .publish.archive import LoadedImage, load_archive
+from .publish import Credentials, PublishResult, publish, sign
+from .publish.archive import LoadedImage, load_archive, load_verified
+from .publish.signing import VerifyReport, generate_keys, verify
 from .runs import NotebookRun, SweepResult, record, run_notebook, sweep
 from .store import Run, Store
 from .store import open_store as _open_store
@@ -80,30 +82,36 @@ __all__ = [
     "PublishResult",
     "Run",
     "SampleError",
+    "SigningError",
     "Store",
     "StoreCorruptError",
     "StoreError",
     "SweepResult",
     "TensorSpec",
     "Tolerance",
+    "VerifyReport",
     "Workbench",
     "__version__",
     "benchmark",
     "build_image",
     "export_model",
+    "generate_keys",
     "get_model",
     "import_onnx",
     "list_models",
     "list_profiles",
     "load_archive",
     "load_profile",
+    "load_verified",
     "publish",
     "record",
     "remove_model",
     "run_notebook",
     "run_pipeline",
+    "sign",
     "sweep",
     "test_image",
+    "verify",
     "write_build_context",
 ]
 

@@ -414,7 +414,7 @@ def _publish(args: argparse.Namespace) -> tuple[Any, str]:
 
 
 def _keys_generate(args: argparse.Namespace) -> tuple[Any, str]:
-    from .publish.sign import generate_keys
+    from .publish.signing import generate_keys
 
     made = generate_keys(args.out)
     return made, f"wrote {made['private']} (0600; keep it secret) and {made['public']} (give it to the sites)"
@@ -430,7 +430,7 @@ def _sign(args: argparse.Namespace) -> tuple[Any, str]:
 
 
 def _verify(args: argparse.Namespace) -> tuple[Any, str]:
-    from .publish.sign import verify
+    from .publish.signing import verify
 
     expected = _store(args).get(args.model).sha256 if args.model else None
     require = [k.strip() for k in args.require.split(",") if k.strip()]

@@ -100,7 +100,7 @@ def publish(
     to ``oci-archive:FILE.tar``.
 
     ``sign="keys/cosign.key"`` signs the pushed digest with cosign after the push and attests its SBOM, image
-    test, parity and bench (see :mod:`edgebench.publish.sign`); the key's password comes from ``password`` or
+    test, parity and bench (see :mod:`edgebench.publish.signing`); the key's password comes from ``password`` or
     ``COSIGN_PASSWORD``. A signing failure fails the publish: nothing is recorded as signed. cosign keeps
     signatures in registries, so a signed archive is published to ``via`` (``REGISTRY/REPOSITORY``, the hub the
     sites would otherwise pull from), signed there, and saved with its signatures and attestations.
@@ -120,7 +120,7 @@ def publish(
     if not images:
         raise InvalidInputError("give at least one image to publish")
     if sign is not None:
-        from .sign import check_private_key
+        from .signing import check_private_key
 
         check_private_key(sign)  # before anything is pushed
         if destination.startswith(ARCHIVE_PREFIX):
@@ -304,7 +304,7 @@ def sign(reference: str, key: str | os.PathLike[str], *, password: str | None = 
     """Sign ``REGISTRY/REPOSITORY@sha256:...`` (an image or a multi-arch index) and attest each image it holds:
     SBOM, image test, parity, bench. The images are found in the engine (pulled when missing); the reports come
     from the store. Returns the attestation kinds per image digest."""
-    from .sign import check_private_key, split_digest_ref
+    from .signing import check_private_key, split_digest_ref
 
     repo, digest = split_digest_ref(reference)
     check_private_key(key)
@@ -328,7 +328,7 @@ def _local_or_pulled(docker: Any, reference: str) -> Any:
 def _sign(key: str | os.PathLike[str], password: str | None, target: Destination, digest: str,
           images: dict[str, Any], store: Store, docker: Any, progress: Progress) -> dict[str, list[str]]:
     """Sign the pushed digest (an index too) and attest each image it holds; a failure says what was pushed."""
-    from .sign import predicates_for, sign_and_attest
+    from .signing import predicates_for, sign_and_attest
 
     progress.step(1, 1, f"signing {target.name}@{digest}")
     attested: dict[str, list[str]] = {}

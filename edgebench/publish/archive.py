@@ -240,7 +240,7 @@ def export_signed_archive(reference: str, path: str | os.PathLike[str], platform
     the OCI layout ``cosign save`` writes at the root (and, for an index, one per platform under
     ``platforms/linux-ARCH/``, since cosign saves an index's own signatures only), plus a ``docker load`` manifest
     of every platform's image. Blobs are stored once (hard links in the tar). Returns (digest, bytes)."""
-    from .sign import Cosign, split_digest_ref
+    from .signing import Cosign, split_digest_ref
 
     repo, digest = split_digest_ref(reference)
     target = Path(path).resolve()
@@ -307,7 +307,7 @@ def load_verified(path: str | os.PathLike[str], key: str | os.PathLike[str], *, 
     raises :class:`SigningError` and loads nothing."""
     from ..core.errors import SigningError
     from .registry import parse_destination
-    from .sign import Cosign, verify
+    from .signing import Cosign, verify
 
     file = Path(path)
     if not file.is_file():

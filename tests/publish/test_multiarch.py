@@ -13,7 +13,7 @@ import edgebench as eb
 from edgebench.publish.registry import RegistryClient
 
 from ..helpers import tool
-from .test_publish import Proxy
+from .test_publish import CutAt, Proxy
 
 pytestmark = pytest.mark.docker
 
@@ -100,30 +100,13 @@ def test_two_images_of_one_arch_or_of_two_models_are_refused(engine, image_store
         engine.images.remove(other.id, force=True)
 
 
-class CutBeforeTheIndex:
-    """A progress that makes the registry go away when the index is about to be written."""
-
-    def __init__(self, proxy):
-        self.proxy = proxy
-
-    def step(self, done, total, message):
-        if message.startswith("writing the index"):
-            self.proxy.gone = True
-
-    def log(self, line):
-        pass
-
-    def close(self):
-        pass
-
-
 def test_a_registry_lost_before_the_index_leaves_no_tag_on_a_partial_index(engine, image_store, both, registries):
     proxy = Proxy(registries["open"], cut_after_bytes=None)
     repository = "edge/cut"
     try:
         with pytest.raises(eb.PublishError) as err:
             eb.publish(list(both), f"127.0.0.1:{proxy.port}/{repository}", ["1"], store=image_store, client=engine,
-                       progress=CutBeforeTheIndex(proxy))
+                       progress=CutAt(proxy, "writing the index"))
     finally:
         proxy.close()
     message = str(err.value)

@@ -186,6 +186,23 @@ class Proxy:
             s.close()
 
 
+class CutAt:
+    """A progress that makes the registry behind ``proxy`` go away when a step message starts with ``prefix``."""
+
+    def __init__(self, proxy, prefix):
+        self.proxy, self.prefix = proxy, prefix
+
+    def step(self, done, total, message):
+        if message.startswith(self.prefix):
+            self.proxy.gone = True
+
+    def log(self, line):
+        pass
+
+    def close(self):
+        pass
+
+
 def test_registry_that_goes_away_mid_push_then_a_retry_completes(engine, built, image_store, registries):
     import os
 

@@ -258,6 +258,8 @@ def _attestation(cosign: Cosign, flags: list[str], where: list[str], kind: str, 
         out = cosign("verify-attestation", *flags, "--type", COSIGN_TYPES.get(kind, PREDICATES[kind]), *where,
                      what=f"verifying the {kind} attestation")
     except SigningError as exc:
+        if "no matching subject digest" in exc.message:  # cosign checks the subject too
+            return VerifyCheck(name, False, f"signed, but its subject is another digest, not {digest}")
         return VerifyCheck(name, False, f"missing or not signed by this key: {exc.message}")
     statements = [json.loads(base64.b64decode(json.loads(line)["payload"])) for line in out.splitlines() if line]
     mine = [s for s in statements if any(sub.get("digest", {}).get("sha256") == digest.split(":")[1]
