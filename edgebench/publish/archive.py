@@ -195,8 +195,7 @@ def load_archive(path: str | os.PathLike[str], *, platform: str | None = None, c
     file = Path(path)
     if not file.is_file():
         raise InvalidInputError(f"archive not found: {file}", path=str(file))
-    docker = docker_client(client)
-    wanted = parse_platform(platform).split("/")[1] if platform else arch_name(docker.info().get("Architecture", ""))
+    chosen = parse_platform(platform).split("/")[1] if platform else None
     try:
         with tarfile.open(file, mode="r:") as tar:
             entries = json.load(tar.extractfile("manifest.json"))  # type: ignore[arg-type]
@@ -208,6 +207,8 @@ def load_archive(path: str | os.PathLike[str], *, platform: str | None = None, c
     except (tarfile.TarError, KeyError, ValueError, TypeError, AttributeError) as exc:
         raise PublishError(f"{file} is not an image archive (no readable manifest.json): {exc}",
                            path=str(file)) from exc
+    docker = docker_client(client)
+    wanted = chosen or arch_name(docker.info().get("Architecture", ""))
     if wanted not in found:
         raise PublishError(f"{file} holds {', '.join(f'linux/{a}' for a in sorted(found))}, not linux/{wanted}: "
                            "choose one with --platform", path=str(file))

@@ -172,7 +172,8 @@ def test_wrong_password_unsafe_key_and_missing_cosign_sign_nothing(engine, teste
     loose = tmp_path / "loose.key"
     loose.write_bytes(Path(keys["private"]).read_bytes())
     loose.chmod(0o644)
-    with pytest.raises(eb.SigningError, match=r"loose.key is readable by others \(mode 644\): refusing to use it; run `chmod 600"):
+    refused = r"loose.key is readable by others \(mode 644\): refusing to use it; run `chmod 600"
+    with pytest.raises(eb.SigningError, match=refused):
         eb.publish(tested, f"{registries['open']}/loose/digits-rf", sign=loose, store=image_store, client=engine)
     assert RegistryClient(registries["open"]).tags("loose/digits-rf") == []  # refused before the push
 
