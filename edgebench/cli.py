@@ -207,6 +207,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="attestations that must be there, signed: sbom,image-test,bench,parity")
     p.add_argument("--model", help="NAME:VERSION whose card's sha256 the SBOM must name")
 
+    p = _command(sub, "trust-policy", _trust_policy, "write a site's signature policy: containers-policy.json, "
+                                                     "registries.d, a Kyverno ClusterPolicy")
+    p.add_argument("--key", required=True, help="cosign public key")
+    p.add_argument("--repository", action="append", default=[], required=True,
+                   help="REGISTRY/REPOSITORY whose images must be signed (repeatable)")
+    p.add_argument("--out", required=True, help="folder to write into")
+    p.add_argument("--strict", action="store_true", help="reject every other image on the node too")
+
     p = _command(sub, "load", _load, "load an image archive written by `publish --to oci-archive:`")
     p.add_argument("archive")
     p.add_argument("--platform", help="which image of a multi-arch archive (default: this engine's)")
@@ -439,6 +447,15 @@ def _verify(args: argparse.Namespace) -> tuple[Any, str]:
     if not report.passed:
         raise StepFailed(report.summary(), report.to_dict(), "\n".join(lines))
     return report.to_dict(), "\n".join(lines)
+
+
+def _trust_policy(args: argparse.Namespace) -> tuple[Any, str]:
+    from .publish.policy import NODE_KEY, trust_policy
+
+    written = trust_policy(args.key, args.repository, args.out, strict=args.strict)
+    return [str(p) for p in written], "\n".join(
+        [f"wrote {p}" for p in written] + [f"on each node: the key at {NODE_KEY}, containers-policy.json as "
+                                           "/etc/containers/policy.json, registries.d/ under /etc/containers/"])
 
 
 def _load(args: argparse.Namespace) -> tuple[Any, str]:

@@ -198,3 +198,23 @@ def tool(name, how):
             pytest.fail(f"CI=true and {name} is missing: {how}")
         pytest.skip(f"{name} is not installed: {how}")
     return found
+
+
+def strict_crd_schema(schema):
+    """A CRD's openAPIV3Schema made strict like ``kubectl --validate=strict``: every object that lists its
+    properties refuses others, unless it preserves unknown fields or declares additionalProperties."""
+    import copy
+
+    def close(node):
+        if isinstance(node, dict):
+            if ("properties" in node and "additionalProperties" not in node
+                    and not node.get("x-kubernetes-preserve-unknown-fields")):
+                node["additionalProperties"] = False
+            for value in node.values():
+                close(value)
+        elif isinstance(node, list):
+            for value in node:
+                close(value)
+        return node
+
+    return close(copy.deepcopy(schema))
