@@ -250,6 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tag", action="append", default=[])
     p.add_argument("--platform", action="append", default=[],
                    help="build and test this platform (repeatable; default: the devices' architectures)")
+    p.add_argument("--sign", metavar="KEY", help="sign and attest what is published (gate signed)")
     p.add_argument("--memory", default="512m", help="RAM limit for the image test")
     p.add_argument("--no-containers", action="store_true", help="stop after the bench")
 
@@ -509,7 +510,7 @@ def _pipeline(args: argparse.Namespace) -> tuple[Any, str]:
     say = lines.append if args.json else print
     result = run_pipeline(args.model, args.device, SLO(p99_ms=args.slo_p99_ms, ram_mb=args.slo_ram_mb),
                           registry=args.registry, archive=args.archive, tags=args.tag,
-                          platforms=args.platform or None,
+                          platforms=args.platform or None, sign=args.sign,
                           containers=not args.no_containers, memory=args.memory, store=_store(args), say=say)
     gates = ", ".join(f"{k} {'passed' if v else 'FAILED'}" for k, v in result.gates.items()) or "none"
     if not result.passed:

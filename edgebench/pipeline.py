@@ -48,6 +48,7 @@ def run_pipeline(
     archive: str | None = None,
     tags: Sequence[str] = (),
     platforms: Sequence[str] | None = None,
+    sign: str | None = None,
     containers: bool = True,
     skip_without_engine: bool = False,
     memory: str = "512m",
@@ -60,7 +61,7 @@ def run_pipeline(
 
     Images are built and tested for the architectures of the devices' profiles (``platforms`` overrides, e.g.
     ``["linux/amd64", "linux/arm64"]``); foreign ones run under emulation. Several platforms publish as one
-    multi-arch image.
+    multi-arch image. ``sign`` (a cosign private key) signs and attests what was published: gate ``signed``.
 
     Without an engine, the container steps are skipped with the reason, unless a registry or archive was asked
     for: then the missing engine is a failure (``skip_without_engine=True`` skips anyway, as the demo does).
@@ -87,7 +88,7 @@ def run_pipeline(
     if containers:
         chosen = platforms_for(devices, platforms)
         _containers(card.ref, chosen, result, registry, archive, tags, memory, skip_without_engine, store, client,
-                    say)
+                    say, sign)
     return result
 
 
@@ -105,7 +106,8 @@ def platforms_for(devices: Sequence[str], platforms: Sequence[str] | None = None
 
 def _containers(ref: str, platforms: list[str], result: PipelineResult, registry: str | None, archive: str | None,
                 tags: Sequence[str], memory: str, skip_without_engine: bool, store: Store, client: Any,
-                say: Callable[[str], Any]) -> None:
+                say: Callable[[str], Any], sign: str | None = None) -> None:
+    from .core.errors import SigningError
     from .engine import docker_client, engine_available
     from .image.builder import build_image
     from .image.tester import test_image
@@ -141,8 +143,20 @@ def _containers(ref: str, platforms: list[str], result: PipelineResult, registry
     if destination is None:
         result.skipped.append("publish: no registry or archive given")
         return
-    published = publish(images if len(images) > 1 else images[0], destination, list(tags), store=store,
-                        client=docker, progress=Silent())
+    if sign and archive and not registry:
+        result.gates["signed"] = False
+        say("gate signed: failed: a signed archive needs a registry to sign in; give a registry too")
+        return
+    try:
+        published = publish(images if len(images) > 1 else images[0], destination, list(tags), sign=sign,
+                            store=store, client=docker, progress=Silent())
+    except SigningError as exc:
+        result.gates["signed"] = False
+        say(f"gate signed: failed: {exc}")
+        return
     result.steps["publish"] = {"references": published.references, "digest": published.digest,
-                               "platforms": sorted(published.platforms) or [images[0].platform]}
-    say("publish: " + ", ".join(published.references))
+                               "platforms": sorted(published.platforms) or [images[0].platform],
+                               "signed": published.signed}
+    if sign:
+        result.gates["signed"] = published.signed
+    say("publish: " + ", ".join(published.references) + (" (signed and attested)" if published.signed else ""))

@@ -47,7 +47,11 @@ def model_state(store: Store, card: ModelCard, runs: list[Run] | None = None) ->
         if test else None,
         "published": {"destination": (publish.outputs or {}).get("destination"),
                       "digest": (publish.outputs or {}).get("digest"),
-                      "references": (publish.outputs or {}).get("references", []), "run": publish.id}
+                      "references": (publish.outputs or {}).get("references", []), "run": publish.id,
+                      "platforms": sorted((publish.outputs or {}).get("platforms") or {}),
+                      "signed": bool((publish.outputs or {}).get("signed")),
+                      "attestations": sorted({k for kinds in ((publish.outputs or {}).get("attestations") or {})
+                                              .values() for k in kinds})}
         if publish else None,
     }
 

@@ -114,3 +114,30 @@ def without_arm64_emulation():
         yield
     finally:
         Path(entry).write_text("1")
+
+
+SIGNING_PASSWORD = "correct horse battery staple"
+
+
+@pytest.fixture(scope="session")
+def signing_keys(tmp_path_factory):
+    """A cosign key pair made by edgebench (``{"private", "public"}``), protected by ``SIGNING_PASSWORD``."""
+    import os
+
+    from edgebench import config
+
+    if config.tool("cosign") is None:
+        if config.in_ci():
+            pytest.fail("CI=true and cosign is missing: scripts/tools.sh install fetches it")
+        pytest.skip("cosign is not installed: scripts/tools.sh install")
+    os.environ["COSIGN_PASSWORD"] = SIGNING_PASSWORD
+    try:
+        return eb.generate_keys(tmp_path_factory.mktemp("signing") / "keys")
+    finally:
+        del os.environ["COSIGN_PASSWORD"]
+
+
+@pytest.fixture
+def cosign_password(monkeypatch):
+    """COSIGN_PASSWORD set for one test (and the processes it starts)."""
+    monkeypatch.setenv("COSIGN_PASSWORD", SIGNING_PASSWORD)

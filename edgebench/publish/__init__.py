@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -67,11 +68,15 @@ class PublishResult:
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["pull_back"] = self.pull_back.to_dict() if self.pull_back else None
+        data["references"] = self.references
         return data
 
     def _repr_html_(self) -> str:
         items = "".join(f"<li><code>{escape(r)}</code></li>" for r in self.references)
         note = " (forced past the test gate)" if self.forced else ""
+        if self.signed:
+            note += ", signed and verified (" + ", ".join(sorted({k for v in self.attestations.values() for k in v})) \
+                + " attested)"
         if self.platforms:
             items += "".join(f"<li>{escape(arch)}: <code>{escape(p['digest'])}</code></li>"
                              for arch, p in self.platforms.items())
@@ -328,7 +333,7 @@ def _local_or_pulled(docker: Any, reference: str) -> Any:
 def _sign(key: str | os.PathLike[str], password: str | None, target: Destination, digest: str,
           images: dict[str, Any], store: Store, docker: Any, progress: Progress) -> dict[str, list[str]]:
     """Sign the pushed digest (an index too) and attest each image it holds; a failure says what was pushed."""
-    from .signing import predicates_for, sign_and_attest
+    from .signing import predicates_for, public_key_of, sign_and_attest, verify
 
     progress.step(1, 1, f"signing {target.name}@{digest}")
     attested: dict[str, list[str]] = {}
@@ -338,6 +343,12 @@ def _sign(key: str | os.PathLike[str], password: str | None, target: Destination
         for child, image in images.items():
             attested[child] = sign_and_attest(f"{target.name}@{child}", key, predicates_for(store, docker, image),
                                               password=password)
+        with tempfile.TemporaryDirectory() as tmp:  # read back from the registry, as a site will
+            public = public_key_of(key, Path(tmp) / "cosign.pub", password=password)
+            common = set.intersection(*(set(kinds) for kinds in attested.values()))
+            report = verify(f"{target.name}@{digest}", public, sorted(common))
+        if not report.passed:
+            raise SigningError(f"what was just signed does not verify: {report.summary()}")
     except SigningError as exc:
         raise SigningError(f"{target.name}@{digest} was pushed, but signing it failed: {exc.message}. It is not "
                            f"recorded as signed; sign it with `edgebench sign {target.name}@{digest} --key KEY`",

@@ -147,6 +147,16 @@ def sign_and_attest(reference: str, key: str | os.PathLike[str], predicates: dic
     return list(predicates)
 
 
+def public_key_of(key: str | os.PathLike[str], out: str | os.PathLike[str], *, password: str | None = None,
+                  runner: Runner = _run) -> Path:
+    """Write the public key of the private ``key`` to ``out`` (to verify what was just signed)."""
+    cosign = Cosign(runner)
+    text = cosign("public-key", "--key", str(check_private_key(key)), password=password,
+                  what=f"reading the public key of {key}")
+    Path(out).write_text(text)
+    return Path(out)
+
+
 # -- verify ----------------------------------------------------------------------------------------------------
 
 

@@ -116,6 +116,10 @@ class RunManager:
         command = [*base, "publish", *map(str, images)]
         command += ["--to" if destination.startswith("oci-archive:") else "--to-registry", destination]
         command += [a for t in tags for a in ("--tag", str(t))]
+        sign = params.get("sign")
+        if sign is not None and (not isinstance(sign, str) or not sign):
+            raise InvalidInputError("sign must be the path of a cosign private key on the server's machine")
+        command += ["--sign", sign] if sign else []
         return [*command, *(["--force"] if params.get("force") else []), "--json"]
 
     @staticmethod

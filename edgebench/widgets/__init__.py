@@ -45,6 +45,8 @@ class Workbench:
         self.p99 = w.FloatText(value=20.0, description="SLO p99 ms")
         self.ram = w.FloatText(value=256.0, description="SLO RAM MB")
         self.destination = w.Text(placeholder="REGISTRY/REPOSITORY or oci-archive:FILE.tar", description="Publish to")
+        self.sign_key = w.Text(placeholder="keys/cosign.key (optional; password in COSIGN_PASSWORD)",
+                               description="Sign with")
         self.buttons = {step: w.Button(description=step.capitalize(), tooltip=tip) for step, tip in (
             ("export", "convert to ONNX with a parity check and store it"),
             ("bench", "measure here, predict each device"),
@@ -61,7 +63,7 @@ class Workbench:
         self.images: list[Any] = []
         self.results: dict[str, Any] = {}
         self.widget = w.VBox([
-            self.title, w.HBox([self.devices, w.VBox([self.p99, self.ram, self.destination])]),
+            self.title, w.HBox([self.devices, w.VBox([self.p99, self.ram, self.destination, self.sign_key])]),
             w.HBox(list(self.buttons.values())), w.HBox([self.bar, self.status]), self.output,
         ])
         self._refresh()
@@ -109,7 +111,8 @@ class Workbench:
                           for image in self.images]
             elif step == "publish":
                 result = publish(self.images if len(self.images) > 1 else self.images[0], self.destination.value,
-                                 store=self.store, client=self.client, progress=progress)
+                                 sign=self.sign_key.value or None, store=self.store, client=self.client,
+                                 progress=progress)
             else:
                 raise EdgebenchError(f"unknown step {step!r}")
         except EdgebenchError as exc:

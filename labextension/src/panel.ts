@@ -104,6 +104,9 @@ export class EdgePanel extends Widget {
     }
     if (m.published) {
       box.append(badge(`published ${m.published.digest?.slice(0, 19) ?? ''}`, 'pass'));
+      if (m.published.signed) {
+        box.append(badge(`signed, verified (${m.published.attestations.join(', ')})`, 'pass'));
+      }
     }
     return box;
   }
@@ -163,7 +166,8 @@ export class EdgePanel extends Widget {
     const p99 = el('input', { type: 'number', min: '0', step: 'any', value: '20', 'data-eb': 'slo-p99' });
     const ram = el('input', { type: 'number', min: '0', step: 'any', value: '256', 'data-eb': 'slo-ram' });
     const destination = el('input', { type: 'text', placeholder: 'REGISTRY/REPO or oci-archive:FILE.tar', 'data-eb': 'destination' });
-    box.append(el('div', { class: 'eb-form' }, 'SLO p99 ms', p99, 'SLO RAM MB', ram, 'Publish to', destination));
+    const signKey = el('input', { type: 'text', placeholder: 'keys/cosign.key (optional)', 'data-eb': 'sign-key' });
+    box.append(el('div', { class: 'eb-form' }, 'SLO p99 ms', p99, 'SLO RAM MB', ram, 'Publish to', destination, 'Sign with', signKey));
     const devices = el('div', { class: 'eb-devices' });
     for (const p of this.model.profiles) {
       const box = el('input', { type: 'checkbox', value: p.name, 'data-eb-pick': p.name });
@@ -194,7 +198,8 @@ export class EdgePanel extends Widget {
     button('build', !noEngine, noEngine, () => ({ devices: picked() }));
     button('test', !noEngine && images.length > 0, noEngine || 'build the image first', () => ({}));
     button('publish', !noEngine && images.some(i => i.test?.status === 'passed'), noEngine || 'test the image first', () => ({
-      destination: (destination as HTMLInputElement).value
+      destination: (destination as HTMLInputElement).value,
+      ...((signKey as HTMLInputElement).value ? { sign: (signKey as HTMLInputElement).value } : {})
     }));
     box.append(actions);
     return box;

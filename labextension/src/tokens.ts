@@ -19,7 +19,15 @@ export interface IModelState {
   images: Record<string, IPlatformImage>;
   image: { tag: string; id: string; size_bytes: number; run: number } | null;
   image_test: { status: string; run: number; cold_start_s: number | null } | null;
-  published: { destination: string; digest: string; references: string[]; run: number } | null;
+  published: {
+    destination: string;
+    digest: string;
+    references: string[];
+    run: number;
+    platforms: string[];
+    signed: boolean;
+    attestations: string[];
+  } | null;
 }
 
 export interface IPlatformImage {

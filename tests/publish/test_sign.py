@@ -17,11 +17,11 @@ import edgebench as eb
 from edgebench.publish.registry import RegistryClient
 from edgebench.publish.signing import PREDICATES, sign_and_attest, verify
 
+from ..conftest import SIGNING_PASSWORD as PASSWORD
 from ..helpers import derived_image, tool
 from .test_publish import CutAt, Proxy
 
 pytestmark = pytest.mark.docker
-PASSWORD = "correct horse battery staple"
 
 
 @pytest.fixture(scope="module")
@@ -30,19 +30,13 @@ def cosign():
 
 
 @pytest.fixture(scope="module")
-def keys(tmp_path_factory, cosign):
-    folder = tmp_path_factory.mktemp("keys")
-    os.environ["COSIGN_PASSWORD"] = PASSWORD
-    try:
-        made = eb.generate_keys(folder / "keys")
-    finally:
-        del os.environ["COSIGN_PASSWORD"]
-    return made
+def keys(signing_keys):
+    return signing_keys
 
 
 @pytest.fixture
-def password(monkeypatch):
-    monkeypatch.setenv("COSIGN_PASSWORD", PASSWORD)
+def password(cosign_password):
+    pass
 
 
 @pytest.fixture(scope="module")

@@ -127,6 +127,28 @@ def test_cli_pipeline_end_to_end_to_a_registry(store, engine, registries, digits
         engine.images.remove(build["image"], force=True)
 
 
+@pytest.mark.docker
+def test_cli_pipeline_signs_what_it_publishes(store, engine, registries, digits, digits_rf, signing_keys,
+                                              cosign_password):
+    eb.export_model(digits_rf, digits[0][:10], "signed-rf", store=store)
+    done = cli("pipeline", "--model", "signed-rf", "--platform", "linux/amd64", "--registry",
+               f"{registries['open']}/edge/signed-rf", "--sign", signing_keys["private"], "--json", home=store.home)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["gates"] == {"image_test": True, "signed": True} and result["steps"]["publish"]["signed"]
+    digest = result["steps"]["publish"]["digest"]
+    assert eb.verify(f"{registries['open']}/edge/signed-rf@{digest}", signing_keys["public"]).passed
+    published = eb.get_model("signed-rf", store=store)
+    from edgebench.state import model_state
+
+    state = model_state(store, published)["published"]
+    assert state["signed"] and state["attestations"] == ["image-test", "parity", "sbom"]
+    unsigned = cli("pipeline", "--model", "signed-rf", "--platform", "linux/amd64", "--archive",
+                   str(store.home / "a.tar"), "--sign", signing_keys["private"], "--json", home=store.home)
+    assert unsigned.returncode == 1 and json.loads(unsigned.stdout)["gates"]["signed"] is False
+    engine.images.remove(result["steps"]["build"]["linux/amd64"]["image"], force=True)
+
+
 def test_github_actions_workflow_validates_against_the_schemastore_schema(tmp_path):
     path = tmp_path / "edge.yml"
     path.write_text(export_pipeline("github-actions", registry="ghcr.io/team/digits-rf", devices=["rpi4-1gb"]))
