@@ -91,13 +91,21 @@ def test_the_store_is_the_run_store_inside_the_kernel(store, tmp_path):
 
 
 @pytest.mark.docker
-def test_edge_pipeline_notebook_builds_tests_and_publishes(store, engine, registries, tmp_path):
+def test_edge_pipeline_notebook_builds_tests_and_publishes(store, engine, registries, tmp_path, signing_keys,
+                                                          cosign_password):
     eb.run_notebook(TRAIN, {"n_estimators": 10, "model_name": "nb-rf"}, output_dir=tmp_path / "t", store=store)
     run = eb.run_notebook(PIPELINE, {"model": "nb-rf", "devices": ["rpi4-1gb"],
-                                     "registry": f"{registries['open']}/edge/nb-rf"},
+                                     "registry": f"{registries['open']}/edge/nb-rf",
+                                     "sign_key": signing_keys["private"]},
                           output_dir=tmp_path / "p", store=store)
     try:
-        assert run.passed and run.gates == {"slo": True, "image_test": True}
+        assert run.passed and run.gates == {"slo": True, "image_test": True, "signed": True}
+        from ..conftest import SIGNING_PASSWORD
+
+        for path in (tmp_path / "p").rglob("*"):  # the executed notebook, its report, its results: no secret
+            if path.is_file():
+                assert SIGNING_PASSWORD.encode() not in path.read_bytes(), path
+                assert Path(signing_keys["private"]).read_bytes() not in path.read_bytes(), path
         assert f"{registries['open']}/edge/nb-rf:1" in run.results["published"]
         assert run.results["images"] == ["edgebench/nb-rf:1-arm64"]  # the Pi's architecture, under emulation
         assert run.results["output_differences"]["linux/arm64"]["label"] == 0

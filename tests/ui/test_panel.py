@@ -162,8 +162,8 @@ def wait_run(page, step, status, timeout=180_000):
     return page.locator('[data-eb="run"]').inner_text()
 
 
-def test_build_test_and_publish_from_the_panel_then_cancel_a_test(browser, lab, store, digits, digits_rf, engine,
-                                                                   registries):
+def test_build_test_and_publish_from_the_panel_then_cancel_a_test(browser, cosign_password, signing_keys, lab, store,
+                                                                   digits, digits_rf, engine, registries):
     from ..helpers import derived_image
 
     eb.export_model(digits_rf, digits[0][:20], "digits-rf", store=store)
@@ -180,13 +180,18 @@ def test_build_test_and_publish_from_the_panel_then_cancel_a_test(browser, lab, 
         assert "arm64 image test passed (emulated)" in page.locator('[data-eb-model="digits-rf"]').inner_text()
         destination = f"{registries['open']}/ui/digits-rf"
         page.locator('[data-eb="destination"]').fill(destination)
+        page.locator('[data-eb="sign-key"]').fill(signing_keys["private"])
         page.locator('[data-eb-step="publish"]:not([disabled])').click(timeout=30_000)
         log = wait_run(page, "publish", "passed")
         assert "publish passed" in log
-        assert "published sha256:" in page.locator('[data-eb-model="digits-rf"]').inner_text()
+        row = page.locator('[data-eb-model="digits-rf"]')
+        row.locator("text=signed, verified").wait_for(timeout=15_000)
+        assert "published sha256:" in row.inner_text()
+        assert "signed, verified (image-test, parity, sbom)" in row.inner_text()
         shot(page, "06-published")
         digest = store.runs("digits-rf", step="publish")[0].outputs["digest"]
         assert RegistryClient(registries["open"]).manifest("ui/digits-rf", "1")[0] == digest
+        assert eb.verify(f"{destination}@{digest}", signing_keys["public"]).passed
 
         # the same tag now hangs at start: the test waits for readiness until cancelled from the panel
         derived_image(engine, tag, tag, 'ENTRYPOINT ["python3", "-c", "import time; time.sleep(600)"]',
