@@ -207,6 +207,30 @@ def build_parser() -> argparse.ArgumentParser:
                    help="attestations that must be there, signed: sbom,image-test,bench,parity")
     p.add_argument("--model", help="NAME:VERSION whose card's sha256 the SBOM must name")
 
+    deploy = sub.add_parser("deploy", help="GitOps for edge sites: render, bundle, status").add_subparsers(
+        title="deploy commands", metavar="ACTION")
+    p = _command(deploy, "render", _deploy_render, "write the GitOps repository's files (no commit); deterministic")
+    p.add_argument("model", nargs="?", help="NAME[:VERSION] or REF@sha256:...: what unpinned sites start from")
+    _sites_args(p)
+    p.add_argument("--key", help="cosign public key: also write the node signature policy")
+    p = _command(deploy, "bundle", _deploy_bundle, "one archive for a disconnected site: images, signatures, "
+                                                   "attestations, its manifests")
+    p.add_argument("model", nargs="?", help="(for reading; the site's pinned digest is what goes in)")
+    p.add_argument("--site", required=True)
+    _sites_args(p)
+    p.add_argument("--out", required=True, help="archive to write, e.g. plant-7.tar")
+    p = _command(deploy, "status", _deploy_status, "per site: the digest Git pins and what its endpoint answers")
+    _sites_args(p)
+
+    p = _command(sub, "promote", _promote, "gate, then one commit moving a wave of sites to a digest (or back)")
+    p.add_argument("reference", help="MODEL@sha256:..., REGISTRY/REPO@sha256:..., or MODEL with --rollback")
+    _sites_args(p)
+    p.add_argument("--wave", type=_num(whole=True, at_least=0), required=True)
+    p.add_argument("--key", help="cosign public key: the gate checks the signature and attestations")
+    p.add_argument("--allow-unsigned", action="store_true", help="skip the signature gate (recorded)")
+    p.add_argument("--status-file", help="site health from this file instead of each site's endpoint")
+    p.add_argument("--rollback", action="store_true", help="a commit putting the wave back on its previous digest")
+
     p = _command(sub, "trust-policy", _trust_policy, "write a site's signature policy: containers-policy.json, "
                                                      "registries.d, a Kyverno ClusterPolicy")
     p.add_argument("--key", required=True, help="cosign public key")
@@ -448,6 +472,52 @@ def _verify(args: argparse.Namespace) -> tuple[Any, str]:
     if not report.passed:
         raise StepFailed(report.summary(), report.to_dict(), "\n".join(lines))
     return report.to_dict(), "\n".join(lines)
+
+
+def _sites_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--sites", required=True, help="sites.yaml")
+    p.add_argument("--repo", required=True, help="the GitOps repository (a git working tree)")
+
+
+def _deploy_render(args: argparse.Namespace) -> tuple[Any, str]:
+    from .deploy import render_repo
+
+    changed = render_repo(args.sites, args.repo, args.model, public_key=args.key, store=_store(args))
+    return {"changed": changed}, (f"wrote {len(changed)} file(s) in {args.repo} (not committed)" if changed
+                                  else f"{args.repo} is up to date")
+
+
+def _deploy_bundle(args: argparse.Namespace) -> tuple[Any, str]:
+    from .deploy import bundle
+
+    made = bundle(args.site, args.sites, args.repo, args.out, store=_store(args))
+    return made, (f"wrote {made['archive']} ({made['bytes'] / 2**20:.1f} MiB; the image alone "
+                  f"{made['image_bytes'] / 2**20:.1f} MiB) with {len(made['manifests'])} manifest file(s); at the "
+                  f"site: edgebench load {Path(made['archive']).name} --verify cosign.pub")
+
+
+def _deploy_status(args: argparse.Namespace) -> tuple[Any, str]:
+    from .deploy import status
+
+    found = status(args.sites, args.repo, store=_store(args))
+    lines = [f"{'SITE':<20} {'WAVE':>4}  {'DESIRED':<20} ANSWER"]
+    lines += [f"{s.site:<20} {s.wave:>4}  {(s.desired or '-')[:19]:<20} {s.answer}" for s in found]
+    return [s.__dict__ for s in found], "\n".join(lines)
+
+
+def _promote(args: argparse.Namespace) -> tuple[Any, str]:
+    from .deploy import promote, rollback, status_file_health
+
+    if args.rollback:
+        done = rollback(args.sites, args.repo, args.wave, key=args.key, store=_store(args))
+    else:
+        extra = {"health": status_file_health(args.status_file)} if args.status_file else {}
+        done = promote(args.reference, args.sites, args.repo, args.wave, key=args.key,
+                       allow_unsigned=args.allow_unsigned, store=_store(args), **extra)
+    lines = [done.summary()] + [f"  {'ok  ' if c.passed else 'FAIL'} {c.name}: {c.message}" for c in done.gate]
+    if not done.passed:
+        raise StepFailed(done.summary(), done.to_dict(), "\n".join(lines))
+    return done.to_dict(), "\n".join(lines)
 
 
 def _trust_policy(args: argparse.Namespace) -> tuple[Any, str]:

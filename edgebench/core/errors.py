@@ -18,6 +18,8 @@
     ├── ContainerTestError       an image that could not be tested
     ├── PublishError             a push, pull-back or transfer that failed
     ├── SigningError             signing, attesting or verifying with cosign that failed
+    ├── DeployError              rendering, promoting or bundling for edge sites that cannot go on
+    │   └── SitesError           a sites.yaml that is wrong (file, site and field named; also a ValueError)
     └── NotebookError            a notebook run whose cell raised
 
 Each error carries structured fields (``model``, ``device``, ``image``, ``command``, ``registry``, ...) in
@@ -103,6 +105,14 @@ class PublishError(EdgebenchError):
 
 class SigningError(EdgebenchError):
     """Signing, attesting or verifying that failed (cosign's own reason, said in a user's words)."""
+
+
+class DeployError(EdgebenchError):
+    """Rendering, promoting, rolling back or bundling for edge sites that cannot go on (the gate names why)."""
+
+
+class SitesError(DeployError, ValueError):
+    """A sites.yaml that is wrong: the file, the site and the field are named."""
 
 
 class NotebookError(EdgebenchError):

@@ -236,11 +236,12 @@ def load_archive(path: str | os.PathLike[str], *, platform: str | None = None, c
 
 
 def export_signed_archive(reference: str, path: str | os.PathLike[str], platforms: dict[str, str], *,
-                          runner: Any = None) -> tuple[str, int]:
+                          runner: Any = None, extra: dict[str, bytes] | None = None) -> tuple[str, int]:
     """Write the published, signed ``REGISTRY/REPO@sha256:...`` to ``path`` with its signatures and attestations:
     the OCI layout ``cosign save`` writes at the root (and, for an index, one per platform under
     ``platforms/linux-ARCH/``, since cosign saves an index's own signatures only), plus a ``docker load`` manifest
-    of every platform's image. Blobs are stored once (hard links in the tar). Returns (digest, bytes)."""
+    of every platform's image. Blobs are stored once (hard links in the tar); ``extra`` files (path -> bytes) go in
+    too. Returns (digest, bytes)."""
     from .signing import Cosign, split_digest_ref
 
     repo, digest = split_digest_ref(reference)
@@ -275,6 +276,8 @@ def export_signed_archive(reference: str, path: str | os.PathLike[str], platform
                     with file.open("rb") as data:
                         tar.addfile(info, data)
             _add(tar, "manifest.json", json.dumps(load).encode())
+            for name, data in sorted((extra or {}).items()):  # e.g. a site's rendered manifests
+                _add(tar, name, data)
     return digest, target.stat().st_size
 
 

@@ -40,6 +40,7 @@ class Model:
         path = Path(onnx_path)
         self.name: str = card.get("name") or path.stem
         self.version: str = str(card.get("version", 1))
+        self.sha256: str | None = card.get("sha256")  # of the ONNX file: what sites report to a health gate
         self.threads = threads
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
@@ -68,6 +69,7 @@ class Model:
             "platform": PLATFORM,
             "inputs": [t.to_dict() for t in self.inputs],
             "outputs": [t.to_dict() for t in self.outputs],
+            **({"parameters": {"sha256": self.sha256}} if self.sha256 else {}),
         }
 
     def run(self, feeds: dict[str, np.ndarray], outputs: list[str] | None = None) -> dict[str, np.ndarray]:
