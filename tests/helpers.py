@@ -218,3 +218,28 @@ def strict_crd_schema(schema):
         return node
 
     return close(copy.deepcopy(schema))
+
+
+def fresh_registry(folder):
+    """Debian's docker-registry on a free loopback port, storing under ``folder``: (process, "127.0.0.1:PORT").
+    Stop it with stop_process."""
+    import subprocess
+    import time
+    import urllib.error
+    import urllib.request
+
+    from edgebench.image.tester import free_port
+
+    port = free_port()
+    config = folder / "config.yml"
+    config.write_text(f"version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {folder}/data\n"
+                      f"http:\n  addr: 127.0.0.1:{port}\n")
+    process = subprocess.Popen(["docker-registry", "serve", str(config)], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    for _ in range(100):
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/", timeout=1)
+            break
+        except (urllib.error.URLError, OSError):
+            time.sleep(0.1)
+    return process, f"127.0.0.1:{port}"

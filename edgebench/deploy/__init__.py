@@ -35,12 +35,14 @@ __all__ = [
     "Release",
     "SiteStatus",
     "bundle",
+    "load_sites",
     "promote",
     "release_of",
     "render_repo",
     "resolve",
     "rollback",
     "status",
+    "status_file_health",
 ]
 
 
@@ -94,6 +96,9 @@ def resolve(reference: str, sites: Sites, store: Store) -> str:
     if "@" in reference:
         repository, _, digest = reference.partition("@")
         return reference if "/" in repository else f"{sites.hub}@{digest}"
+    if "/" in reference:  # REGISTRY/REPO:TAG: a tag can move; sites are pinned by digest only
+        raise DeployError(f"{reference!r} is a tag: promote a digest (REGISTRY/REPO@sha256:... or MODEL@sha256:...), "
+                          "which `edgebench publish` prints", reference=reference)
     card = store.get(parse_ref(reference))
     publish = next((r for r in store.runs(card.name, step="publish", limit=2000) if r.status == "passed"
                     and (r.outputs or {}).get("destination") == sites.hub and r.version == card.version), None)
@@ -253,7 +258,8 @@ def promote(reference: str, sites_file: str | os.PathLike[str], repo: str | os.P
     gitops.write(folder, render(sites, releases, _key_text(key) if key else None))
     gitops.record(folder, {"action": "promote", "model": release.model, "sha256": release.sha256,
                            "digest": release.digest, "wave": wave, "sites": moves, "platforms": release.platforms,
-                           "signed": not allow_unsigned, "gate": [asdict(c) for c in gate]})
+                           "signed": not allow_unsigned, **_evidence(store, release),
+                           "gate": [asdict(c) for c in gate]})
     commit = gitops.commit(folder, f"edgebench: promote {release.model} {release.digest[:19]} to wave {wave} "
                                    f"({', '.join(moves)})")
     return Promotion("promote", release.model, wave, release.digest, moves, gate, commit,
@@ -301,7 +307,8 @@ def _gate(store: Store, sites: Sites, release: Release, wave: int, targets: list
     tests = [r.outputs or {} for r in store.runs(card.name, step="test", limit=2000)
              if r.status == "passed" and belongs(r, card)]
     image_ids = _image_ids(store, release)
-    for arch, profile in sorted({(s.arch, s.profile) for s in targets}, key=lambda p: (p[0], p[1].name)):
+    pairs = {(s.arch, s.profile.name): s.profile for s in targets}
+    for (arch, _), profile in sorted(pairs.items()):
         usable = profile.usable_ram_mb
         fits = [t for t in tests if t.get("image_id") == image_ids.get(arch) and _mb(t) <= usable]
         name = f"image test linux/{arch} within {profile.name}"
@@ -334,6 +341,30 @@ def _gate(store: Store, sites: Sites, release: Release, wave: int, targets: list
             ok, why = health(site, release)
             checks.append(GateCheck(f"wave {wave - 1} {site.name}", ok, why))
     return checks
+
+
+def _evidence(store: Store, release: Release) -> dict[str, Any]:
+    """What a release record points at: the image test runs per architecture, and the digests of the signature
+    and attestation manifests cosign stored next to each image."""
+    from ..publish.registry import RegistryClient, find_credentials, parse_destination
+
+    target = parse_destination(release.repository)
+    client = RegistryClient(target.registry, find_credentials(target.registry))
+    ids = _image_ids(store, release)
+    card = store.get(release.model)
+    tests = {arch: next((r.id for r in store.runs(card.name, step="test", limit=2000) if r.status == "passed"
+                         and (r.outputs or {}).get("image_id") == image_id), None) for arch, image_id in ids.items()}
+    signatures: dict[str, dict[str, str]] = {}
+    for digest in sorted({release.digest, *release.platforms.values()}):
+        found = {}
+        for kind in ("sig", "att"):
+            try:
+                found[kind] = client.manifest(target.repository, f"sha256-{digest.split(':')[1]}.{kind}")[0]
+            except EdgebenchError:
+                continue
+        if found:
+            signatures[digest] = found
+    return {"image_tests": tests, "signatures": signatures}
 
 
 def _mb(test: dict[str, Any]) -> float:

@@ -21,8 +21,7 @@ from sklearn.neural_network import MLPClassifier
 import edgebench as eb
 from edgebench.engine import docker_client
 from edgebench.progress import Silent
-from tests.benchmarks.bench_publish import fresh_registry
-from tests.helpers import small_cnn, stop_process
+from tests.helpers import fresh_registry, small_cnn, stop_process
 
 
 def models(store: eb.Store, tmp: Path, seed: int) -> list[eb.ModelCard]:

@@ -7,11 +7,7 @@ Run from the repository root: .venv/bin/python -m tests.benchmarks.bench_publish
 
 from __future__ import annotations
 
-import subprocess
 import tempfile
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 from sklearn.datasets import load_digits
@@ -19,25 +15,9 @@ from sklearn.ensemble import RandomForestClassifier
 
 import edgebench as eb
 from edgebench.engine import docker_client
-from edgebench.image.tester import free_port
 from edgebench.progress import Silent
 from edgebench.publish.registry import RegistryClient
-
-
-def fresh_registry(folder: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    config = folder / "config.yml"
-    config.write_text(f"version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {folder}/data\n"
-                      f"http:\n  addr: 127.0.0.1:{port}\n")
-    process = subprocess.Popen(["docker-registry", "serve", str(config)], stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
-    for _ in range(100):
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/", timeout=1)
-            break
-        except (urllib.error.URLError, OSError):
-            time.sleep(0.1)
-    return process, f"127.0.0.1:{port}"
+from tests.helpers import fresh_registry
 
 
 def main() -> None:

@@ -20,8 +20,7 @@ import edgebench as eb
 from edgebench.engine import docker_client
 from edgebench.progress import Silent
 from edgebench.publish.registry import RegistryClient
-from tests.benchmarks.bench_publish import fresh_registry
-from tests.helpers import stop_process
+from tests.helpers import fresh_registry, stop_process
 
 
 def attachment_bytes(client: RegistryClient, repository: str, digest: str) -> int:
