@@ -41,6 +41,14 @@ CASES = {
     "bench": (["dt:1", "--seconds", "inf"], 2, "argument --seconds: must be a finite number > 0, got 'inf'"),
     "demo": (["--no-containers"], 1, "cannot use {tmp}/a-file/home as the edgebench store"),
     "doctor": (["--registry", "127.0.0.1:1"], 1, "part(s) need attention"),
+    "deploy render": (["digits-rf", "--sites", "{tmp}/missing.yaml", "--repo", "{tmp}/gitops"], 1,
+                      "sites file not found: {tmp}/missing.yaml"),
+    "deploy bundle": (["--site", "plant-7", "--sites", "{sites}", "--repo", "{tmp}/gitops", "--out", "{tmp}/b.tar"], 1,
+                      "site 'plant-7' is not pinned to any digest yet: promote its wave first"),
+    "deploy status": (["--sites", "{bad_sites}", "--repo", "{tmp}/gitops"], 1,
+                      "site 'plant-7', field 'profile': unknown device 'rpi-9000'"),
+    "promote": (["127.0.0.1:5000/edge/digits-rf:1", "--sites", "{sites}", "--repo", "{tmp}", "--wave", "0"], 1,
+                "is a tag: promote a digest"),
     "keys generate": (["--out", "{tmp}/keys"], 1, "set COSIGN_PASSWORD (the password that protects the private key)"),
     "sign": (["127.0.0.1:1/edge/x:1", "--key", "{tmp}/missing.key"], 1,
              "'127.0.0.1:1/edge/x:1' is not a reference by digest: sign and verify REGISTRY/REPOSITORY@sha256"),
@@ -110,6 +118,10 @@ def world(tmp_path_factory):
     (tmp / "profiles").mkdir()
     (tmp / "profiles" / "broken.yaml").write_text("name: [unclosed\n")
     (tmp / "a-file").write_text("not a folder")
+    (tmp / "sites.yaml").write_text("hub: 127.0.0.1:5000/edge/digits-rf\nsites:\n"
+                                    "  - {name: plant-7, profile: rpi4-1gb, wave: 0, target: kubernetes}\n")
+    (tmp / "bad-sites.yaml").write_text("hub: 127.0.0.1:5000/edge/digits-rf\nsites:\n"
+                                        "  - {name: plant-7, profile: rpi-9000, wave: 0, target: kubernetes}\n")
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen()
@@ -123,7 +135,8 @@ def test_failing_input_gives_a_message_exit_code_and_json_never_a_traceback(worl
     tmp = world["tmp"]
     values = {"tmp": tmp, "sample": tmp / "sample.npy", "custom": tmp / "custom.joblib",
               "garbage": tmp / "garbage.onnx", "corrupt": tmp / "corrupt.ipynb", "grid": tmp / "grid.yaml",
-              "taken_port": world["listener"].getsockname()[1]}
+              "taken_port": world["listener"].getsockname()[1], "sites": tmp / "sites.yaml",
+              "bad_sites": tmp / "bad-sites.yaml"}
     home = {"demo": tmp / "a-file" / "home", "models list": tmp / "emptied"}.get(command, world["home"])
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp), "DOCKER_HOST": f"unix://{tmp}/no-engine.sock",
            "PYTHONPATH": str(tmp), "EDGEBENCH_CACHE": str(tmp / "a-file" / "cache"),
