@@ -35,6 +35,13 @@ def docker_host() -> str:
     return os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
 
 
+def deployment() -> tuple[Path, Path] | None:
+    """The sites file and GitOps repository the Jupyter panel shows: ``$EDGEBENCH_SITES`` and
+    ``$EDGEBENCH_GITOPS`` (both, or neither)."""
+    sites, repo = os.environ.get("EDGEBENCH_SITES"), os.environ.get("EDGEBENCH_GITOPS")
+    return (Path(sites), Path(repo)) if sites and repo else None
+
+
 def run_dir() -> Path | None:
     """The folder of the notebook run in progress (set by ``edgebench run``), if any."""
     value = os.environ.get("EDGEBENCH_RUN_DIR")

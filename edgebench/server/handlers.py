@@ -12,7 +12,7 @@ import tornado
 from jupyter_server.base.handlers import APIHandler
 from jupyter_server.utils import url_path_join
 
-from .. import __version__
+from .. import __version__, config
 from ..core.errors import EdgebenchError, EngineUnavailableError, InvalidInputError
 from ..engine import engine_available
 from ..profiles import list_profiles
@@ -107,6 +107,22 @@ class ProfilesHandler(BaseHandler):
         return {"profiles": [p.to_dict() for p in list_profiles()]}
 
 
+class DeployHandler(BaseHandler):
+    @api
+    def get(self) -> Any:
+        """Sites, waves and the digest each runs, when EDGEBENCH_SITES and EDGEBENCH_GITOPS name them."""
+        from ..deploy import load_sites, status
+
+        where = config.deployment()
+        if where is None:
+            return {"configured": False, "message": "set EDGEBENCH_SITES (sites.yaml) and EDGEBENCH_GITOPS (the "
+                                                    "GitOps repository) before starting JupyterLab"}
+        sites = load_sites(where[0])
+        found = status(where[0], where[1], store=self.store)
+        return {"configured": True, "hub": sites.hub, "waves": sites.waves,
+                "sites": [{**s.__dict__, "profile": sites.site(s.site).profile.name} for s in found]}
+
+
 class RunsHandler(BaseHandler):
     @api
     def get(self) -> Any:
@@ -137,6 +153,7 @@ ROUTES = [
     ("models", ModelsHandler),
     ("models/(?P<name>[^/]+)", ModelHandler),
     ("profiles", ProfilesHandler),
+    ("deploy", DeployHandler),
     ("runs", RunsHandler),
     (r"runs/(?P<run_id>\d+)", RunHandler),
 ]

@@ -24,7 +24,7 @@ from ..progress import Lines
 from ..state import model_state
 from ..store import Store
 
-STEPS = ("bench", "build", "test", "publish")
+STEPS = ("bench", "build", "test", "publish", "promote", "rollback")
 DOCKER_STEPS = ("build", "test", "publish")
 MAX_LOG_LINES = 500
 CANCEL_GRACE_S = 15
@@ -94,6 +94,8 @@ class RunManager:
                 if params.get(key) is not None:
                     command += [flag, str(number(params[key], key, above=0))]
             return [*command, "--json"]
+        if step in ("promote", "rollback"):
+            return self._deploy_command(base, ref, step, params)
         if step == "build":  # the platforms asked for, else the architectures of the devices picked
             platforms = params.get("platforms") or platforms_for(self._devices(params))
             if not isinstance(platforms, list) or not all(isinstance(p, str) for p in platforms):
@@ -121,6 +123,27 @@ class RunManager:
             raise InvalidInputError("sign must be the path of a cosign private key on the server's machine")
         command += ["--sign", sign] if sign else []
         return [*command, *(["--force"] if params.get("force") else []), "--json"]
+
+    def _deploy_command(self, base: list[str], ref: str, step: str, params: dict[str, Any]) -> list[str]:
+        from .. import config
+
+        where = config.deployment()
+        if where is None:
+            raise InvalidInputError("set EDGEBENCH_SITES and EDGEBENCH_GITOPS before starting JupyterLab to promote")
+        wave = number(params.get("wave"), "wave", whole=True, at_least=0)
+        command = [*base, "promote"]
+        if step == "rollback":
+            command += [ref.partition(":")[0], "--rollback"]
+        else:  # a digest given, else the model's newest digest published to the sites' hub
+            reference = params.get("reference", ref)
+            if not isinstance(reference, str) or not reference:
+                raise InvalidInputError("reference must be MODEL@sha256:... or REGISTRY/REPO@sha256:...")
+            command.append(reference)
+        key = params.get("key")
+        if key is not None and (not isinstance(key, str) or not key):
+            raise InvalidInputError("key must be the path of a cosign public key")
+        command += ["--sites", str(where[0]), "--repo", str(where[1]), "--wave", str(int(wave))]
+        return [*command, *(["--key", key] if key else []), "--json"]
 
     @staticmethod
     def _devices(params: dict[str, Any]) -> list[str]:

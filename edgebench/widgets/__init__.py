@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..core.errors import EdgebenchError
+from ..core.errors import DeployError, EdgebenchError
 from ..core.profiles import SLO
 from ..progress import Bar
 from ..store import Store, open_store
@@ -24,7 +24,7 @@ class Workbench:
 
     def __init__(self, model: Any, sample: Any = None, *, name: str | None = None,
                  devices: tuple[str, ...] = ("rpi4-1gb", "jetson-orin-nano"), store: Store | str | None = None,
-                 client: Any = None) -> None:
+                 client: Any = None, sites: str | None = None, repo: str | None = None) -> None:
         import ipywidgets as w
 
         from ..profiles import list_profiles
@@ -62,9 +62,24 @@ class Workbench:
         self.title = w.HTML()
         self.images: list[Any] = []
         self.results: dict[str, Any] = {}
+        self.sites_file, self.repo = sites, repo
+        self.sites_table = w.HTML()
+        deploy: list[Any] = []
+        if sites and repo:
+            from ..deploy import load_sites
+
+            self.wave = w.Dropdown(options=load_sites(sites).waves, description="Wave")
+            self.public_key = w.Text(placeholder="keys/cosign.pub", description="Public key")
+            for step, tip in (("promote", "gate, then one commit moving the wave to this model's published digest"),
+                              ("rollback", "one commit putting the wave back on its previous digest")):
+                self.buttons[step] = w.Button(description=step.capitalize(), tooltip=tip)
+                self.buttons[step].on_click(lambda _, step=step: self.run(step))
+            deploy = [self.sites_table, w.HBox([self.wave, self.public_key, self.buttons["promote"],
+                                                self.buttons["rollback"]])]
         self.widget = w.VBox([
             self.title, w.HBox([self.devices, w.VBox([self.p99, self.ram, self.destination, self.sign_key])]),
-            w.HBox(list(self.buttons.values())), w.HBox([self.bar, self.status]), self.output,
+            w.HBox([b for k, b in self.buttons.items() if k not in ("promote", "rollback")]),
+            *deploy, w.HBox([self.bar, self.status]), self.output,
         ])
         self._refresh()
 
@@ -81,6 +96,8 @@ class Workbench:
             self.buttons[step].tooltip = self.buttons[step].tooltip if engine_ok else why
         self.buttons["test"].disabled |= not self.images
         self.buttons["publish"].disabled |= not self.images
+        if self.sites_file and self.repo:
+            self.sites_table.value = self._sites_html()
 
     def run(self, step: str) -> Any:
         """Run one step as the buttons do; its result is shown below and returned."""
@@ -109,6 +126,8 @@ class Workbench:
             elif step == "test":
                 result = [test_image(image, store=self.store, client=self.client, progress=progress)
                           for image in self.images]
+            elif step in ("promote", "rollback"):
+                result = self._deploy(step)
             elif step == "publish":
                 result = publish(self.images if len(self.images) > 1 else self.images[0], self.destination.value,
                                  sign=self.sign_key.value or None, store=self.store, client=self.client,
@@ -132,6 +151,32 @@ class Workbench:
                 display(item)
         self._refresh()
         return result
+
+    def _deploy(self, step: str) -> Any:
+        from ..deploy import promote, rollback
+
+        key = self.public_key.value or None
+        if step == "rollback":
+            return rollback(str(self.sites_file), str(self.repo), self.wave.value, store=self.store)
+        # the model's newest digest published to the sites' hub
+        done = promote(str(self.ref), str(self.sites_file), str(self.repo), self.wave.value, key=key,
+                       store=self.store)
+        if not done.passed:
+            raise DeployError(done.summary())
+        return done
+
+    def _sites_html(self) -> str:
+        from html import escape
+
+        from ..core import render
+        from ..deploy import status
+
+        try:
+            found = status(str(self.sites_file), str(self.repo), store=self.store)
+        except EdgebenchError as exc:
+            return f"<p>sites: {escape(exc.message)}</p>"
+        rows = [(s.site, s.wave, (s.desired or "-")[:19], s.answer) for s in found]
+        return "<b>Sites</b>" + render.table(["site", "wave", "runs", "answer"], rows)
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
         return self.widget._repr_mimebundle_(**kwargs)

@@ -1,7 +1,7 @@
 /** The panel's state: models, the selected model's detail, runs; signals when any of them changes. */
 import { ISignal, Signal } from '@lumino/signaling';
 
-import { IModelDetail, IModelState, IProfile, IRun, IStatus, Requester, Step } from './tokens';
+import { IDeploy, IModelDetail, IModelState, IProfile, IRun, IStatus, Requester, Step } from './tokens';
 
 export class EdgeModel {
   constructor(private readonly request: Requester) {}
@@ -12,6 +12,7 @@ export class EdgeModel {
   runs: IRun[] = [];
   selected: string | null = null;
   detail: IModelDetail | null = null;
+  deploy: IDeploy | null = null;
   error: string | null = null;
 
   get modelsChanged(): ISignal<this, void> {
@@ -35,19 +36,21 @@ export class EdgeModel {
   /** Fetch status, models and runs; signal only what changed. */
   async refresh(): Promise<void> {
     try {
-      const [status, models, runs] = await Promise.all([
+      const [status, models, runs, deploy] = await Promise.all([
         this.request<IStatus>('status'),
         this.request<{ models: IModelState[] }>('models'),
-        this.request<{ runs: IRun[] }>('runs')
+        this.request<{ runs: IRun[] }>('runs'),
+        this.request<IDeploy>('deploy').catch(error => ({ configured: false, message: String(error.message ?? error) }))
       ]);
       if (!this.profiles.length) {
         this.profiles = (await this.request<{ profiles: IProfile[] }>('profiles')).profiles;
       }
       const modelsChanged =
-        JSON.stringify([status, models.models]) !== JSON.stringify([this.status, this.models]);
+        JSON.stringify([status, models.models, deploy]) !== JSON.stringify([this.status, this.models, this.deploy]);
       const runsChanged = JSON.stringify(runs.runs) !== JSON.stringify(this.runs);
       this.status = status;
       this.models = models.models;
+      this.deploy = deploy;
       this.runs = runs.runs;
       if (this.selected && !this.models.some(m => m.name === this.selected)) {
         await this.select(null);

@@ -133,7 +133,7 @@ export class EdgePanel extends Widget {
         io.append(el('tr', {}, el('td', {}, kind), el('td', {}, t.name), el('td', {}, `${t.datatype} [${t.shape.join(', ')}]`)));
       }
     }
-    this.view.append(io, this.benchTable(), this.form(), this.runBox);
+    this.view.append(io, this.benchTable(), this.form(), this.sites(), this.runBox);
     this.renderRun();
   }
 
@@ -201,6 +201,40 @@ export class EdgePanel extends Widget {
       destination: (destination as HTMLInputElement).value,
       ...((signKey as HTMLInputElement).value ? { sign: (signKey as HTMLInputElement).value } : {})
     }));
+    box.append(actions);
+    return box;
+  }
+
+  /** Sites and waves (when the server names a sites file and a GitOps repository), with Promote and Rollback. */
+  private sites(): HTMLElement {
+    const deploy = this.model.deploy;
+    const box = el('div', { class: 'eb-sites', 'data-eb': 'sites' });
+    if (!deploy?.configured) {
+      box.append(el('p', { class: 'eb-hint' }, deploy?.message ?? ''));
+      return box;
+    }
+    const table = el('table');
+    table.append(el('tr', {}, el('th', {}, 'site'), el('th', {}, 'wave'), el('th', {}, 'runs'), el('th', {}, 'answer')));
+    for (const s of deploy.sites ?? []) {
+      const answer = el('td', { title: s.answer }, s.healthy === null ? s.answer : s.healthy ? 'healthy' : 'not healthy');
+      table.append(
+        el('tr', { 'data-eb-site': s.site }, el('td', { title: `${s.profile}, ${s.target}` }, s.site), el('td', {}, String(s.wave)),
+           el('td', { title: s.desired ?? '' }, s.desired ? s.desired.slice(7, 19) : '-'), answer)
+      );
+    }
+    box.append(el('h3', {}, 'Sites'), table);
+    const key = el('input', { type: 'text', placeholder: 'keys/cosign.pub', 'data-eb': 'promote-key' });
+    const actions = el('div', { class: 'eb-actions' }, 'Public key', key);
+    for (const wave of deploy.waves ?? []) {
+      for (const step of ['promote', 'rollback'] as const) {
+        const b = el('button', { class: 'jp-mod-styled', 'data-eb-step': step, 'data-eb-wave': String(wave) },
+                     `${step === 'promote' ? 'Promote' : 'Roll back'} wave ${wave}`);
+        b.addEventListener('click', () => void this.model.startRun(step, {
+          wave, ...((key as HTMLInputElement).value ? { key: (key as HTMLInputElement).value } : {})
+        }));
+        actions.append(b);
+      }
+    }
     box.append(actions);
     return box;
   }

@@ -71,6 +71,24 @@ export interface IProfile {
   usable_ram_mb: number;
 }
 
+export interface ISiteStatus {
+  site: string;
+  wave: number;
+  target: string;
+  profile: string;
+  desired: string | null;
+  answer: string;
+  healthy: boolean | null;
+}
+
+export interface IDeploy {
+  configured: boolean;
+  message?: string;
+  hub?: string;
+  waves?: number[];
+  sites?: ISiteStatus[];
+}
+
 export interface IRun {
   id: number;
   model: string;
@@ -82,7 +100,7 @@ export interface IRun {
   error: string | null;
 }
 
-export type Step = 'bench' | 'build' | 'test' | 'publish';
+export type Step = 'bench' | 'build' | 'test' | 'publish' | 'promote' | 'rollback';
 
 /** How the model talks to the server: one function, so tests pass a fake. */
 export type Requester = <T>(endPoint: string, init?: { method?: string; body?: string }) => Promise<T>;

@@ -222,3 +222,31 @@ def test_uncommitted_changes_or_a_remote_that_moved_on_are_refused(world, signin
     gitops.commit(other, "someone else")
     with pytest.raises(eb.DeployError, match="remote .* has commits this clone does not have: pull"):
         promote(f"{hub}@{world['published'].digest}", sites, repo, 0, key=signing_keys["public"], store=store)
+    subprocess.run(["git", "-C", str(repo), "pull", "-q", "--rebase"], check=True, capture_output=True)
+
+
+def test_the_workbench_shows_sites_and_promotes(world, signing_keys):
+    store, repo, sites = world["store"], world["repo"], world["sites"]
+    bench = eb.Workbench("digits-rf:1", store=store, sites=str(sites), repo=str(repo))
+    assert "plant-7" in bench.sites_table.value and "depot-3" in bench.sites_table.value
+    bench.wave.value = 0
+    refused = bench.run("promote")  # no public key: the gate says so, nothing committed
+    assert isinstance(refused, eb.DeployError) and "give the public key" in str(refused)
+    bench.public_key.value = signing_keys["public"]
+    before = commits(repo)
+    done = bench.run("promote")
+    assert done.passed and commits(repo) == before + 1
+    assert done.digest[:19] in bench.sites_table.value
+
+
+def test_the_rest_api_lists_sites_and_refuses_an_unpublished_promotion(world, monkeypatch):
+    from edgebench.server.runs import RunManager
+
+    monkeypatch.setenv("EDGEBENCH_SITES", str(world["sites"]))
+    monkeypatch.setenv("EDGEBENCH_GITOPS", str(world["repo"]))
+    manager = RunManager(world["store"])
+    command = manager._command("digits-rf:1", "promote", {"wave": 0, "key": "keys/cosign.pub"})
+    assert command[-11:] == ["promote", "digits-rf:1", "--sites", str(world["sites"]), "--repo", str(world["repo"]),
+                             "--wave", "0", "--key", "keys/cosign.pub", "--json"]
+    with pytest.raises(eb.InvalidInputError, match="wave must be a whole number >= 0"):
+        manager._command("digits-rf:1", "promote", {"wave": -1})

@@ -209,3 +209,52 @@ def test_build_test_and_publish_from_the_panel_then_cancel_a_test(browser, cosig
         page.close()
         with contextlib.suppress(Exception):
             engine.images.remove(tag, force=True)
+
+
+@pytest.fixture
+def deployment(tmp_path, monkeypatch, registries):
+    """A sites file and a GitOps repository the Jupyter server is told about (before it starts)."""
+    hub = f"{registries['open']}/ui-hub/digits-rf"
+    sites = tmp_path / "sites.yaml"
+    sites.write_text(f"hub: {hub}\nsites:\n  - {{name: plant-7, profile: intel-n100, wave: 0, target: kubernetes}}\n")
+    repo = tmp_path / "gitops"
+    subprocess.run(["git", "init", "-q", "-b", "main", str(repo)], check=True)
+    (repo / "README.md").write_text("gitops\n")
+    from edgebench.deploy import gitops
+
+    gitops.commit(repo, "start")
+    monkeypatch.setenv("EDGEBENCH_SITES", str(sites))
+    monkeypatch.setenv("EDGEBENCH_GITOPS", str(repo))
+    return {"hub": hub, "sites": sites, "repo": repo}
+
+
+def test_sites_and_waves_with_promote_from_the_panel(browser, cosign_password, signing_keys, deployment, lab, store,
+                                                     digits, digits_rf, engine):
+    eb.export_model(digits_rf, digits[0][:20], "digits-rf", store=store)
+    image = eb.build_image("digits-rf", "linux/amd64", store=store, client=engine)
+    try:
+        assert eb.test_image(image, store=store, client=engine).passed
+        published = eb.publish(image, deployment["hub"], ["1"], sign=signing_keys["private"], store=store,
+                               client=engine)
+        page = open_panel(browser, lab)
+        page.locator('[data-eb-model="digits-rf"]').click(timeout=30_000)
+        row = page.locator('[data-eb-site="plant-7"]')
+        row.wait_for(timeout=15_000)
+        assert "-" in row.inner_text()  # not promoted yet
+        page.locator('[data-eb-step="promote"][data-eb-wave="0"]').click()
+        wait_run(page, "promote", "failed")  # no key: the gate says so
+        assert "give the public key" in page.locator('[data-eb="run"]').inner_text()
+        page.locator('[data-eb="promote-key"]').fill(signing_keys["public"])
+        page.locator('[data-eb-step="promote"][data-eb-wave="0"]').click()
+        wait_run(page, "promote", "passed")
+        page.locator(f'[data-eb-site="plant-7"]:has-text("{published.digest[7:19]}")').wait_for(timeout=15_000)
+        shot(page, "08-sites-promoted")
+        assert gitops_pins(deployment) == published.digest
+    finally:
+        engine.images.remove(image.id, force=True)
+
+
+def gitops_pins(deployment):
+    from edgebench.deploy import gitops, load_sites
+
+    return gitops.pins(deployment["repo"], load_sites(deployment["sites"]))["plant-7"]
