@@ -21,6 +21,7 @@ from .core.card import GoldenSample, ModelCard, TensorSpec, tensor, v2_datatype
 from .core.errors import ExportError, InvalidInputError, ParityError, SampleError, first_line
 from .core.names import validate_name
 from .core.parity import OutputKind, ParityReport, Tolerance, compare
+from .monitor.reference import reference as drift_reference
 from .ortsession import session
 from .serve.tensors import V2_BY_ONNX, numpy_dtype
 from .store import Store, now, open_store
@@ -105,7 +106,10 @@ def export_model(
         rows=rows.n, held_out_rows=extra.n if extra is not None else 0,
         margins=_margins(reference),
     )
-    card = _card(name, "scikit-learn", estimator, onnx_bytes, session, rows, report, meta, golden_rows)
+    monitoring = drift_reference(rows.feeds, extra.feeds if extra else None,
+                           {k: v[rows.n:] for k, v in got.items()} if extra else got,
+                           getattr(_final_estimator(model), "classes_", None))
+    card = _card(name, "scikit-learn", estimator, onnx_bytes, session, rows, report, meta, golden_rows, monitoring)
     store = open_store(store)
     run_inputs = {
         "estimator": estimator, "rows": rows.n, "held_out_rows": report.held_out_rows, "opset": opset,
@@ -154,7 +158,8 @@ def import_onnx(
 
     proto = onnx.load_from_string(onnx_bytes)
     producer = " ".join(x for x in (proto.producer_name, proto.producer_version) if x) or "unknown producer"
-    card = _card(name, "onnx", f"ONNX from {producer}", onnx_bytes, session, rows, parity, meta, golden_rows)
+    card = _card(name, "onnx", f"ONNX from {producer}", onnx_bytes, session, rows, parity, meta, golden_rows,
+                 drift_reference(rows.feeds, None, None, None))
     store = open_store(store)
     stored, _ = store.add_version(onnx_bytes, card)
     store.record_run("import", name, stored.version, {"path": str(file), "rows": rows.n}, "passed",
@@ -414,6 +419,7 @@ def _session(onnx_bytes: bytes, what: str) -> Any:
 def _card(
     name: str, source: str, estimator: str, onnx_bytes: bytes, session: Any, rows: _Rows,
     report: ParityReport | None, metadata: dict[str, Any], golden_rows: int,
+    monitoring: dict[str, Any] | None = None,
 ) -> ModelCard:
     import hashlib
 
@@ -451,6 +457,7 @@ def _card(
         parity=report,
         golden=golden,
         metadata=metadata,
+        monitoring=monitoring,
     )
 
 

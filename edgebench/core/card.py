@@ -20,7 +20,8 @@ from .parity import ParityReport
 
 __all__ = ["CARD_VERSION", "GoldenSample", "ModelCard", "TensorSpec", "array", "tensor", "v2_datatype"]
 
-CARD_VERSION = 1
+#: 2 adds ``monitoring`` (the drift reference); cards of version 1 still load, with no reference.
+CARD_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,7 @@ class ModelCard:
     golden: list[GoldenSample]
     metadata: dict[str, Any] = field(default_factory=dict)
     card_version: int = CARD_VERSION
+    monitoring: dict[str, Any] | None = None  # drift reference (edgebench.monitor.reference); None before v2
 
     @property
     def ref(self) -> str:
@@ -89,5 +91,8 @@ class ModelCard:
             f"opset {escape(json.dumps(self.opset))}, sha256 <code>{self.sha256[:12]}</code></p>"
             + render.table(["", "name", "datatype", "shape"], specs)
             + parity
+            + (f"<p>Drift reference: {escape(self.monitoring['note'])}, counted from "
+               f"{escape(self.monitoring['counted_from'])}</p>" if self.monitoring else
+               "<p>No drift reference (a card from before version 2: export again to monitor it)</p>")
             + "</div>"
         )

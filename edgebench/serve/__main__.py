@@ -17,6 +17,7 @@ import time
 from .app import App
 from .http import Loading, Server
 from .model import Model
+from .monitor import Monitor
 
 
 def options(argv: list[str] | None = None) -> argparse.Namespace:
@@ -36,11 +37,19 @@ def options(argv: list[str] | None = None) -> argparse.Namespace:
                    help="larger requests get 413 [EDGEBENCH_MAX_BODY_BYTES]")
     p.add_argument("--drain-seconds", type=float, default=float(env("EDGEBENCH_DRAIN_SECONDS", "10")),
                    help="on SIGTERM, time given to in-flight requests [EDGEBENCH_DRAIN_SECONDS]")
+    p.add_argument("--monitor", default=env("EDGEBENCH_MONITOR", "on"), choices=["on", "off"],
+                   help="count inputs per reference bin, classes and confidence for drift [EDGEBENCH_MONITOR]")
+    p.add_argument("--spool-dir", default=env("EDGEBENCH_SPOOL_DIR"),
+                   help="writable folder where drift counts survive restarts (cut-off sites) [EDGEBENCH_SPOOL_DIR]")
+    p.add_argument("--spool-seconds", type=float, default=float(env("EDGEBENCH_SPOOL_SECONDS", "60")),
+                   help="how often the counts are spooled [EDGEBENCH_SPOOL_SECONDS]")
+    p.add_argument("--spool-max-bytes", type=int, default=int(env("EDGEBENCH_SPOOL_MAX_BYTES", str(16 * 2**20))),
+                   help="size cap of the spool file [EDGEBENCH_SPOOL_MAX_BYTES]")
     args = p.parse_args(argv)
     for key in ("threads", "max_batch", "max_body_bytes"):
         if getattr(args, key) < 1:
             p.error(f"--{key.replace('_', '-')} must be >= 1")
-    for key in ("max_wait_ms", "drain_seconds"):
+    for key in ("max_wait_ms", "drain_seconds", "spool_seconds"):
         if not math.isfinite(getattr(args, key)) or getattr(args, key) < 0:
             p.error(f"--{key.replace('_', '-')} must be a finite number >= 0, got {getattr(args, key)}")
     return args
@@ -67,12 +76,19 @@ async def serve(args: argparse.Namespace, model: Model | None = None, started: a
         print(f"edgebench-serve: cannot load the model from {args.model_dir}: {exc}", file=sys.stderr, flush=True)
         await server.drain(0)
         return 1
-    app = App(model, args.max_batch, args.max_wait_ms / 1000)
+    monitor = None
+    if args.monitor == "on" and model.card.get("monitoring"):
+        monitor = Monitor(model.card, args.spool_dir, args.spool_seconds, args.spool_max_bytes)
+    app = App(model, args.max_batch, args.max_wait_ms / 1000, monitor)
     server.app = app
     batching = f"batching up to {app.runner.max_batch} rows, {args.max_wait_ms} ms" if app.runner.max_batch > 1 \
         else "batching off"
+    drift = "drift counters off" if monitor is None else (
+        f"drift counters on {len(monitor.reference['features'])} features"
+        + (f", spooled to {args.spool_dir}" if args.spool_dir else ""))
     print(f"edgebench-serve: {model.name}:{model.version} ready on {args.host}:{port} in "
-          f"{time.perf_counter() - begin:.3f} s (threads {model.threads}, {batching})", file=sys.stderr, flush=True)
+          f"{time.perf_counter() - begin:.3f} s (threads {model.threads}, {batching}, {drift})", file=sys.stderr,
+          flush=True)
     if started is not None:
         started.set()
     await stop.wait()
@@ -80,6 +96,8 @@ async def serve(args: argparse.Namespace, model: Model | None = None, started: a
     print("edgebench-serve: draining", file=sys.stderr, flush=True)
     await server.drain(args.drain_seconds)
     app.runner.close()
+    if monitor is not None:
+        monitor.save()  # the last counts reach the spool before the process ends
     print("edgebench-serve: stopped", file=sys.stderr, flush=True)
     return 0
 

@@ -16,6 +16,7 @@ from typing import Any
 from .batching import Runner
 from .metrics import Metrics
 from .model import Model
+from .monitor import Monitor
 from .protocol import HEADER_LENGTH, InferRequest, RequestError, decode, encode
 
 SERVER_NAME = "edgebench"
@@ -40,10 +41,12 @@ class App:
     """The server's behaviour once the model is loaded. ``ready`` turns False when draining on shutdown, so
     that load balancers stop sending; requests that still arrive are served."""
 
-    def __init__(self, model: Model, max_batch: int = 1, max_wait: float = 0.002) -> None:
+    def __init__(self, model: Model, max_batch: int = 1, max_wait: float = 0.002, monitor: Monitor | None = None
+                 ) -> None:
         self.model = model
         self.metrics = Metrics(model.name, model.load_seconds)
         self.runner = Runner(model, self.metrics, max_batch, max_wait)
+        self.monitor = monitor  # drift counters, when the card has a reference and monitoring is on
         self.ready = True
 
     def handle(self, method: str, path: str, headers: dict[str, str], body: bytes) -> Answer:
@@ -56,7 +59,10 @@ class App:
             return json_response(200, {"name": SERVER_NAME, "version": SERVER_VERSION,
                                        "extensions": ["binary_tensor_data"]})
         if path == "/metrics":
-            return 200, self.metrics.render().encode(), {"Content-Type": "text/plain; version=0.0.4"}
+            text = self.metrics.render()
+            if self.monitor is not None:
+                text += "\n".join(self.monitor.render(self.metrics.labels)) + "\n"
+            return 200, text.encode(), {"Content-Type": "text/plain; version=0.0.4"}
         match = _MODEL_ROUTE.match(path)
         if match is None:
             return error(404, f"no route {path}; see /v2, /v2/models/{self.model.name}, /v2/health/ready")
@@ -96,6 +102,8 @@ class App:
 
     def _answer(self, request: InferRequest, results: dict[str, Any], start: float) -> Response:
         payload, extra = encode(self.model, request, results)
+        if self.monitor is not None:
+            self.monitor.observe(request.feeds, results, request.rows)
         self.metrics.count("success")
         self.metrics.total.observe(time.perf_counter() - start)
         return 200, payload, {"Content-Type": "application/octet-stream" if extra else JSON, **extra}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import time
 from collections import defaultdict
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
@@ -38,6 +39,7 @@ class Metrics:
 
     def __init__(self, model: str, load_seconds: float) -> None:
         self.labels = f'model="{model}"'
+        self.started = time.time()
         self.requests: dict[str, int] = defaultdict(int)
         self.load_seconds = load_seconds
         self.queue = Histogram("edgebench_queue_seconds", "Time a request waited for a batch.", LATENCY_BUCKETS)
@@ -55,6 +57,8 @@ class Metrics:
         lines += [
             f'edgebench_requests_total{{{self.labels},outcome="{k}"}} {v}' for k, v in sorted(self.requests.items())
         ]
+        lines += ["# HELP process_start_time_seconds Start time of the process since the Unix epoch, in seconds.",
+                  "# TYPE process_start_time_seconds gauge", f"process_start_time_seconds {self.started:.3f}"]
         lines += ["# HELP edgebench_model_load_seconds Time to load the model.",
                   "# TYPE edgebench_model_load_seconds gauge",
                   f"edgebench_model_load_seconds{{{self.labels}}} {self.load_seconds}"]

@@ -37,6 +37,7 @@ class Model:
 
         start = time.perf_counter()
         card = card or {}
+        self.card = card
         path = Path(onnx_path)
         self.name: str = card.get("name") or path.stem
         self.version: str = str(card.get("version", 1))
