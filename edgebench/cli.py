@@ -231,6 +231,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--status-file", help="site health from this file instead of each site's endpoint")
     p.add_argument("--rollback", action="store_true", help="a commit putting the wave back on its previous digest")
 
+    p = _command(sub, "monitor", _monitor, "drift at the sites from counts; `monitor export` packs a cut-off "
+                                           "site's spool")
+    p.add_argument("model", help="NAME[:VERSION], or `export` with --spool and --out")
+    p.add_argument("--source", help="http://PROMETHEUS:9090, http://SERVER:8080/metrics, or a spool (.jsonl, folder, "
+                                    ".tar)")
+    p.add_argument("--window", default="1h", help="window length: 90s, 30m, 1h, 2d (default 1h)")
+    p.add_argument("--windows", type=_num(whole=True, at_least=1), default=2, help="consecutive windows (default 2)")
+    p.add_argument("--on-drift", metavar="NOTEBOOK", help="run this retrain notebook headless when drift persists")
+    p.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+                   help="extra parameter for the retrain notebook (repeatable)")
+    p.add_argument("--spool", help="with `export`: the server's spool folder (EDGEBENCH_SPOOL_DIR)")
+    p.add_argument("--out", help="with `export`: the archive to write")
+
     p = _command(sub, "trust-policy", _trust_policy, "write a site's signature policy: containers-policy.json, "
                                                      "registries.d, a Kyverno ClusterPolicy")
     p.add_argument("--key", required=True, help="cosign public key")
@@ -518,6 +531,33 @@ def _promote(args: argparse.Namespace) -> tuple[Any, str]:
     if not done.passed:
         raise StepFailed(done.summary(), done.to_dict(), "\n".join(lines))
     return done.to_dict(), "\n".join(lines)
+
+
+def _monitor(args: argparse.Namespace) -> tuple[Any, str]:
+    from .monitor import export_spool, monitor, on_drift
+
+    if args.model == "export":
+        if not args.spool or not args.out:
+            raise InvalidInputError("monitor export needs --spool FOLDER and --out FILE.tar")
+        made = export_spool(args.spool, args.out)
+        return made, (f"wrote {made['archive']}: {made['snapshots']} snapshot(s) of {made['model']}, {made['rows']} "
+                      "rows (read it with `edgebench monitor MODEL --source FILE`; openmetrics.txt inside backfills "
+                      "a Prometheus with promtool)")
+    if not args.source:
+        raise InvalidInputError("give --source: a Prometheus URL, a /metrics URL or a spool")
+    report = monitor(args.model, args.source, window=args.window, windows=args.windows, store=_store(args))
+    data = report.to_dict()
+    lines = [report.summary()]
+    if report.drift and args.on_drift:
+        from .runs import check_parameters
+
+        extra = check_parameters(args.on_drift, dict(args.parameter), from_text=True) if args.parameter else {}
+        run = on_drift(report, args.on_drift, parameters=extra, store=_store(args))
+        data["retrain"] = run.to_dict()
+        lines.append(f"ran {args.on_drift}: {'passed' if run.passed else 'a gate failed'} ({run.report})")
+        if not run.passed:
+            raise StepFailed("\n".join(lines), data)
+    return data, "\n".join(lines)
 
 
 def _trust_policy(args: argparse.Namespace) -> tuple[Any, str]:

@@ -25,6 +25,7 @@ need_packages() {
     command -v docker-registry >/dev/null || missing+=(docker-registry)
     command -v htpasswd >/dev/null || missing+=(apache2-utils)
     command -v skopeo >/dev/null || missing+=(skopeo)
+    command -v prometheus >/dev/null || missing+=(prometheus)
     command -v 7zz >/dev/null || missing+=(7zip)
     command -v chromium >/dev/null || missing+=(chromium)
     if [ ${#missing[@]} -gt 0 ]; then

@@ -52,6 +52,8 @@ CASES = {
     "keys generate": (["--out", "{tmp}/keys"], 1, "set COSIGN_PASSWORD (the password that protects the private key)"),
     "sign": (["127.0.0.1:1/edge/x:1", "--key", "{tmp}/missing.key"], 1,
              "'127.0.0.1:1/edge/x:1' is not a reference by digest: sign and verify REGISTRY/REPOSITORY@sha256"),
+    "monitor": (["dt:1", "--source", "http://127.0.0.1:1/metrics"], 1,
+                "http://127.0.0.1:1/metrics is unreachable"),
     "trust-policy": (["--key", "{tmp}/missing.pub", "--repository", "127.0.0.1:5000/edge/x", "--out", "{tmp}/p"], 1,
                      "public key not found: {tmp}/missing.pub"),
     "verify": ([f"127.0.0.1:1/edge/x@sha256:{'0' * 64}", "--key", "{tmp}/missing.pub"], 1,

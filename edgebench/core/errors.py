@@ -20,6 +20,7 @@
     ├── SigningError             signing, attesting or verifying with cosign that failed
     ├── DeployError              rendering, promoting or bundling for edge sites that cannot go on
     │   └── SitesError           a sites.yaml that is wrong (file, site and field named; also a ValueError)
+    ├── MonitorError             counts that cannot be read or do not belong to the model
     └── NotebookError            a notebook run whose cell raised
 
 Each error carries structured fields (``model``, ``device``, ``image``, ``command``, ``registry``, ...) in
@@ -113,6 +114,10 @@ class DeployError(EdgebenchError):
 
 class SitesError(DeployError, ValueError):
     """A sites.yaml that is wrong: the file, the site and the field are named."""
+
+
+class MonitorError(EdgebenchError):
+    """Drift counts that cannot be read (source unreachable, not Prometheus) or belong to another model."""
 
 
 class NotebookError(EdgebenchError):

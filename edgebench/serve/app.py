@@ -44,7 +44,7 @@ class App:
     def __init__(self, model: Model, max_batch: int = 1, max_wait: float = 0.002, monitor: Monitor | None = None
                  ) -> None:
         self.model = model
-        self.metrics = Metrics(model.name, model.load_seconds)
+        self.metrics = Metrics(model.name, model.load_seconds, model.version)
         self.runner = Runner(model, self.metrics, max_batch, max_wait)
         self.monitor = monitor  # drift counters, when the card has a reference and monitoring is on
         self.ready = True

@@ -37,8 +37,8 @@ class Histogram:
 class Metrics:
     """Request counts by outcome, latency histograms (queue, inference, total), batch sizes, load time."""
 
-    def __init__(self, model: str, load_seconds: float) -> None:
-        self.labels = f'model="{model}"'
+    def __init__(self, model: str, load_seconds: float, version: str = "1") -> None:
+        self.labels = f'model="{model}",version="{version}"'
         self.started = time.time()
         self.requests: dict[str, int] = defaultdict(int)
         self.load_seconds = load_seconds

@@ -138,7 +138,7 @@ class Monitor:
         self.flush()
         lines = ["# HELP edgebench_monitor_info The model version and card whose reference bins these counts use.",
                  "# TYPE edgebench_monitor_info gauge",
-                 f'edgebench_monitor_info{{{labels},version="{self.version}",sha256="{self.sha256}"}} 1',
+                 f'edgebench_monitor_info{{{labels},sha256="{self.sha256}"}} 1',
                  "# HELP edgebench_monitor_rows_total Rows counted for drift monitoring.",
                  "# TYPE edgebench_monitor_rows_total counter",
                  f"edgebench_monitor_rows_total{{{labels}}} {self.rows}",

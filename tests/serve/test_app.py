@@ -155,7 +155,7 @@ def test_metrics_count_outcomes_and_latency(app, card):
     call(app, "POST", INFER, b"{bad")
     _status, text, _ = call(app, "GET", "/metrics")
     text = text.decode()
-    assert 'edgebench_requests_total{model="digits-rf",outcome="success"} 1' in text
-    assert 'edgebench_requests_total{model="digits-rf",outcome="bad_request"} 1' in text
-    assert 'edgebench_request_seconds_count{model="digits-rf"} 1' in text
+    assert 'edgebench_requests_total{model="digits-rf",version="1",outcome="success"} 1' in text
+    assert 'edgebench_requests_total{model="digits-rf",version="1",outcome="bad_request"} 1' in text
+    assert 'edgebench_request_seconds_count{model="digits-rf",version="1"} 1' in text
     assert "edgebench_model_load_seconds" in text and "edgebench_batch_size_bucket" in text
