@@ -23,6 +23,7 @@ from .core.errors import (
     InvalidInputError,
     InvalidNameError,
     ModelNotFoundError,
+    MonitorError,
     NotebookError,
     ParityError,
     ProfileError,
@@ -39,6 +40,7 @@ from .core.profiles import SLO, DeviceProfile
 from .export import DEFAULT_OPSET, export_model, import_onnx
 from .image.builder import build_image, write_build_context
 from .image.tester import test_image
+from .monitor import DriftReport, monitor, on_drift
 from .pipeline import PipelineResult, run_pipeline
 from .profiles import list_profiles, load_profile
 from .publish import Credentials, PublishResult, publish, sign
@@ -63,6 +65,7 @@ __all__ = [
     "DeployError",
     "DeviceProfile",
     "DeviceResult",
+    "DriftReport",
     "EdgebenchError",
     "EngineUnavailableError",
     "ExportError",
@@ -74,6 +77,7 @@ __all__ = [
     "LoadedImage",
     "ModelCard",
     "ModelNotFoundError",
+    "MonitorError",
     "NotebookError",
     "NotebookRun",
     "OutputParity",
@@ -107,6 +111,8 @@ __all__ = [
     "load_archive",
     "load_profile",
     "load_verified",
+    "monitor",
+    "on_drift",
     "publish",
     "record",
     "remove_model",

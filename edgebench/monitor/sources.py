@@ -147,7 +147,7 @@ def from_prometheus(url: str, card: ModelCard, window: float, windows: int, end:
 
 def _query(url: str, promql: str, at: float) -> list[dict[str, Any]]:
     query = urllib.parse.urlencode({"query": promql, "time": f"{at:.3f}"})
-    text = _get(f"{url.rstrip('/')}/api/v1/query?{query}", "a Prometheus HTTP API")
+    text = _get(f"{url.rstrip('/')}/api/v1/query?{query}", "a Prometheus HTTP API", url)
     try:
         data = json.loads(text)
     except ValueError:
@@ -157,15 +157,18 @@ def _query(url: str, promql: str, at: float) -> list[dict[str, Any]]:
     return list(data["data"]["result"])
 
 
-def _get(url: str, what: str) -> str:
+def _get(url: str, what: str, shown: str | None = None) -> str:
+    """The body at ``url``; errors name ``shown`` (the address the user gave), and the status or reason."""
+    shown = shown or url
     try:
         with urllib.request.urlopen(url, timeout=15) as answer:
             return str(answer.read().decode())
     except urllib.error.HTTPError as exc:
-        raise MonitorError(f"{url} answered HTTP {exc.code}: is it {what}?", source=url) from None
+        raise MonitorError(f"{shown} answered HTTP {exc.code} to {url.removeprefix(shown.rstrip('/'))}: is it "
+                           f"{what}?", source=shown) from None
     except (urllib.error.URLError, OSError) as exc:
-        raise MonitorError(f"{url} is unreachable ({getattr(exc, 'reason', exc)}): check the address", source=url) \
-            from None
+        raise MonitorError(f"{shown} is unreachable ({getattr(exc, 'reason', exc)}): check the address",
+                           source=shown) from None
 
 
 # -- spools carried back from cut-off sites -------------------------------------------------------------------
@@ -225,6 +228,10 @@ def from_spool(path: str | Path, card: ModelCard, window: float, windows: int) -
     return [at(b).minus(at(a)) for a, b in itertools.pairwise(edges)]
 
 
+def _labels(snapshot: dict[str, Any]) -> str:
+    return f'model="{snapshot["model"]}",version="{snapshot["version"]}"'
+
+
 def export_spool(spool: str | Path, out: str | Path) -> dict[str, Any]:
     """What a person carries back from a cut-off site: the spool, and the same counts in OpenMetrics text for
     ``promtool tsdb create-blocks-from openmetrics`` (to backfill the hub's Prometheus)."""
@@ -233,19 +240,19 @@ def export_spool(spool: str | Path, out: str | Path) -> dict[str, Any]:
     target = Path(out)
     if not target.parent.is_dir():
         raise InvalidInputError(f"folder {target.parent} does not exist", path=str(target))
-    lines = []
-    for family, kind, key in (("edgebench_monitor_rows", "counter", None), ("edgebench_input_bin", "counter", "bins")):
-        lines.append(f"# TYPE {family} {kind}")
-        for s in snapshots:
-            base = f'model="{s["model"]}",version="{s["version"]}"'
-            if key is None:
-                lines.append(f'{family}_total{{{base}}} {s["rows"]} {s["time"]:.3f}')
-            else:
-                for f, row in enumerate(s["bins"]):
-                    lines += [f'{family}_total{{{base},feature_index="{f}",bin="{b}"}} {c} {s["time"]:.3f}'
-                              for b, c in enumerate(row) if c]
+    lines = ["# TYPE edgebench_monitor_info gauge"]
+    lines += [f'edgebench_monitor_info{{{_labels(s)},sha256="{s["sha256"]}"}} 1 {s["time"]:.3f}' for s in snapshots]
+    lines.append("# TYPE edgebench_monitor_rows counter")
+    lines += [f'edgebench_monitor_rows_total{{{_labels(s)}}} {s["rows"]} {s["time"]:.3f}' for s in snapshots]
+    lines.append("# TYPE edgebench_input_bin counter")
+    for s in snapshots:
+        names = s.get("features") or [str(i) for i in range(len(s["bins"]))]
+        for name, row in zip(names, s["bins"], strict=True):
+            feature = name.replace("\\", "\\\\").replace('"', '\\"')
+            lines += [f'edgebench_input_bin_total{{{_labels(s)},feature="{feature}",bin="{b}"}} {c} {s["time"]:.3f}'
+                      for b, c in enumerate(row)]
     lines.append("# EOF")
-    spool_bytes = ((source / SPOOL) if source.is_dir() else source).read_bytes()
+    spool_bytes = "".join(json.dumps(s, separators=(",", ":")) + "\n" for s in snapshots).encode()
     with tarfile.open(target, "w") as tar:
         for name, data in ((SPOOL, spool_bytes), ("openmetrics.txt", ("\n".join(lines) + "\n").encode())):
             info = tarfile.TarInfo(name)

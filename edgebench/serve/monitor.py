@@ -98,6 +98,7 @@ class Monitor:
         self.spool = Path(spool) / SPOOL if spool else None
         self.spool_seconds, self.spool_max_bytes = spool_seconds, spool_max_bytes
         self.last_spool = time.monotonic()
+        self.spooled_rows = -1
         if self.spool:
             self._resume()
 
@@ -129,7 +130,8 @@ class Monitor:
     def snapshot(self) -> dict[str, Any]:
         self.flush()
         return {"time": round(time.time(), 3), "model": self.model, "version": self.version, "sha256": self.sha256,
-                "rows": int(self.rows), "bins": self.bins.tolist(),
+                "features": [f["name"] for f in self.reference["features"]], "rows": int(self.rows),
+                "bins": self.bins.tolist(),
                 "classes": self.classes.tolist() if self.classes is not None else None,
                 "confidence": self.confidence.tolist() if self.confidence is not None else None}
 
@@ -165,10 +167,15 @@ class Monitor:
     # -- the spool: what a cut-off site keeps ------------------------------------------------------------------
 
     def save(self) -> None:
-        """Append a cumulative snapshot to the spool, keeping the file under its size cap."""
+        """Append a cumulative snapshot to the spool (none while no row came since the last), keeping the file
+        under its size cap."""
         if self.spool is None:
             return
         self.last_spool = time.monotonic()
+        self.flush()
+        if self.rows == self.spooled_rows:
+            return
+        self.spooled_rows = self.rows
         line = json.dumps(self.snapshot(), separators=(",", ":")) + "\n"
         self.spool.parent.mkdir(parents=True, exist_ok=True)
         with self.spool.open("a") as f:
@@ -202,7 +209,7 @@ class Monitor:
                 continue  # a line cut by a crash
             if last.get("sha256") != self.sha256:
                 return  # another model's counts: start from zero, keep the file
-            self.rows = int(last["rows"])
+            self.rows = self.spooled_rows = int(last["rows"])
             self.bins = np.asarray(last["bins"], dtype=np.int64)
             if self.classes is not None and last.get("classes"):
                 self.classes = np.asarray(last["classes"], dtype=np.int64)
