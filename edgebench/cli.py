@@ -238,7 +238,8 @@ def build_parser() -> argparse.ArgumentParser:
                                     ".tar)")
     p.add_argument("--window", default="1h", help="window length: 90s, 30m, 1h, 2d (default 1h)")
     p.add_argument("--windows", type=_num(whole=True, at_least=1), default=2, help="consecutive windows (default 2)")
-    p.add_argument("--on-drift", metavar="NOTEBOOK", help="run this retrain notebook headless when drift persists")
+    p.add_argument("--on-drift", metavar="NOTEBOOK",
+                   help="run this retrain notebook headless when drift persists (else drift exits 1)")
     p.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
                    help="extra parameter for the retrain notebook (repeatable)")
     p.add_argument("--spool", help="with `export`: the server's spool folder (EDGEBENCH_SPOOL_DIR)")
@@ -557,6 +558,8 @@ def _monitor(args: argparse.Namespace) -> tuple[Any, str]:
         lines.append(f"ran {args.on_drift}: {'passed' if run.passed else 'a gate failed'} ({run.report})")
         if not run.passed:
             raise StepFailed("\n".join(lines), data)
+    elif report.drift:  # like a failing gate: a cron job or CI step notices
+        raise StepFailed(lines[0], data, "\n".join(lines))
     return data, "\n".join(lines)
 
 

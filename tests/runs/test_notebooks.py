@@ -14,7 +14,7 @@ import edgebench as eb
 from edgebench.runs import check_parameters, notebook_parameters
 
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
-TRAIN, PIPELINE, DEMO = (NOTEBOOKS / f"{n}.ipynb" for n in ("train", "edge_pipeline", "demo"))
+TRAIN, PIPELINE, DEMO, RETRAIN = (NOTEBOOKS / f"{n}.ipynb" for n in ("train", "edge_pipeline", "demo", "retrain"))
 
 
 def cli(*args, home):
@@ -22,7 +22,7 @@ def cli(*args, home):
                           text=True, timeout=600)
 
 
-@pytest.mark.parametrize("notebook", [TRAIN, PIPELINE, DEMO])
+@pytest.mark.parametrize("notebook", [TRAIN, PIPELINE, DEMO, RETRAIN])
 def test_parameter_cells_are_typed_and_documented(notebook):
     params = notebook_parameters(notebook)
     assert params
