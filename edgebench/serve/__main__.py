@@ -78,7 +78,14 @@ async def serve(args: argparse.Namespace, model: Model | None = None, started: a
         return 1
     monitor = None
     if args.monitor == "on" and model.card.get("monitoring"):
-        monitor = Monitor(model.card, args.spool_dir, args.spool_seconds, args.spool_max_bytes)
+        try:
+            monitor = Monitor(model.card, args.spool_dir, args.spool_seconds, args.spool_max_bytes)
+        except OSError as exc:
+            print(f"edgebench-serve: cannot write the drift spool in {args.spool_dir}: {exc.strerror or exc}; mount "
+                  "a writable volume there (the image's root is read-only) or unset EDGEBENCH_SPOOL_DIR",
+                  file=sys.stderr, flush=True)
+            await server.drain(0)
+            return 1
     app = App(model, args.max_batch, args.max_wait_ms / 1000, monitor)
     server.app = app
     batching = f"batching up to {app.runner.max_batch} rows, {args.max_wait_ms} ms" if app.runner.max_batch > 1 \

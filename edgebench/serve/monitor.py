@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -99,7 +100,11 @@ class Monitor:
         self.spool_seconds, self.spool_max_bytes = spool_seconds, spool_max_bytes
         self.last_spool = time.monotonic()
         self.spooled_rows = -1
+        self.spool_error = ""
         if self.spool:
+            self.spool.parent.mkdir(parents=True, exist_ok=True)  # OSError here: the server says so and stops
+            with self.spool.open("a"):
+                pass
             self._resume()
 
     def observe(self, feeds: dict[str, np.ndarray], outputs: dict[str, np.ndarray], rows: int) -> None:
@@ -177,13 +182,19 @@ class Monitor:
             return
         self.spooled_rows = self.rows
         line = json.dumps(self.snapshot(), separators=(",", ":")) + "\n"
-        self.spool.parent.mkdir(parents=True, exist_ok=True)
-        with self.spool.open("a") as f:
-            f.write(line)
-            f.flush()
-            os.fsync(f.fileno())
-        if self.spool.stat().st_size > self.spool_max_bytes:
-            self._thin()
+        try:
+            with self.spool.open("a") as f:
+                f.write(line)
+                f.flush()
+                os.fsync(f.fileno())
+            if self.spool.stat().st_size > self.spool_max_bytes:
+                self._thin()
+        except OSError as exc:  # a full or lost disk must not fail requests; the counts stay and retry next time
+            self.spooled_rows = -1
+            if str(exc) != self.spool_error:
+                self.spool_error = str(exc)
+                print(f"edgebench-serve: cannot spool the drift counts to {self.spool}: {exc}; they are kept in "
+                      "memory and /metrics", file=sys.stderr, flush=True)
 
     def _thin(self) -> None:
         """Halve the older half of the history (snapshots are cumulative: what is kept stays true)."""

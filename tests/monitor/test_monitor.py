@@ -111,3 +111,56 @@ def test_the_report_is_json_and_charts_use_the_notebook_theme(machines_store, ma
     assert set(drifted) == SHIFTED - {"classes"}, drifted
     html = report.html()
     assert "var(--jp-brand-color1" in html and "var(--jp-warn-color1" in html
+
+
+@pytest.mark.docker
+def test_prometheus_scrapes_the_image_and_its_spool_survives_the_stop(engine, built, image_store, digits,
+                                                                      prometheus, tmp_path):
+    import contextlib
+    import uuid
+
+    from edgebench.engine import run_limited
+    from edgebench.image.tester import _wait_ready, free_port
+
+    port = free_port()
+    spool = tmp_path / "spool"  # the site's volume: the image's root stays read-only
+    spool.mkdir()
+    spool.chmod(0o777)
+    container = run_limited(engine, built.id, memory=512 * 2**20, cpuset=None, network="host",
+                            name=f"edgebench-test-{uuid.uuid4().hex[:12]}", labels={"org.edgebench.test": "monitor"},
+                            environment={"EDGEBENCH_PORT": str(port), "EDGEBENCH_SPOOL_DIR": "/var/lib/edgebench/spool",
+                                         "EDGEBENCH_SPOOL_SECONDS": "1"},
+                            volumes={str(spool): {"bind": "/var/lib/edgebench/spool", "mode": "rw"}})
+    try:
+        ready, message = _wait_ready(container, port, 60, "512m")
+        assert ready, message
+        url = prometheus([f"127.0.0.1:{port}"])
+        x = digits[0][1000:1300].astype(np.float32)
+        sent = 0
+        for start in range(0, len(x), 30):
+            body = json.dumps({"inputs": [{"name": "X", "datatype": "FP32", "shape": [30, 64],
+                                           "data": x[start:start + 30].reshape(-1).tolist()}]}).encode()
+            request = urllib.request.Request(f"http://127.0.0.1:{port}/v2/models/digits-rf/infer", body,
+                                             {"Content-Type": "application/json"})
+            with urllib.request.urlopen(request) as answer:
+                assert answer.status == 200
+            sent += 30
+        time.sleep(2.5)
+        report = eb.monitor("digits-rf:1", url, window="30s", windows=1, store=image_store)
+        # increase() extrapolates to the window's edges: ~1.5 scrape intervals more than the seconds sampled
+        assert 300 <= report.windows[0].rows <= 300 * (4 + 1.5) / 4
+        container.stop(timeout=20)  # SIGTERM: the server spools its last counts
+        last = json.loads((spool / "spool.jsonl").read_text().splitlines()[-1])
+        assert last["rows"] == sent == 300 and last["model"] == "digits-rf"
+        assert last["sha256"] == image_store.get("digits-rf:1").sha256
+        unwritable = run_limited(engine, built.id, memory=512 * 2**20, cpuset=None, network="host",
+                                 name=f"edgebench-test-{uuid.uuid4().hex[:12]}",
+                                 labels={"org.edgebench.test": "monitor"},
+                                 environment={"EDGEBENCH_PORT": str(free_port()), "EDGEBENCH_SPOOL_DIR": "/tmp/spool"})
+        assert unwritable.wait(timeout=60)["StatusCode"] == 1
+        assert ("cannot write the drift spool in /tmp/spool: Read-only file system; mount a writable volume there"
+                in unwritable.logs().decode())
+        unwritable.remove(force=True)
+    finally:
+        with contextlib.suppress(Exception):
+            container.remove(force=True)
