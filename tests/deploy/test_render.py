@@ -73,6 +73,10 @@ def test_render_is_deterministic_and_pins_digests_never_tags(sites, repo):
     unit = files["sites/depot-3/digits-rf.container"]
     assert f"Image={HUB}@{DIGEST}" in unit and "Pull=never" in unit  # disconnected: preloaded by a bundle
     assert "Pull=missing" in files["sites/kiosk-1/digits-rf.container"]
+    # a cut-off device spools its drift counts to a volume its user owns; a connected one is scraped instead
+    assert "Volume=digits-rf-spool:/var/lib/edgebench/spool:U" in unit
+    assert "Environment=EDGEBENCH_SPOOL_DIR=/var/lib/edgebench/spool" in unit
+    assert "EDGEBENCH_SPOOL_DIR" not in files["sites/kiosk-1/digits-rf.container"]
     assert sorted(files) == sorted([
         "base/kserve/inferenceservice.yaml", "base/kserve/kustomization.yaml", "base/kserve/kustomizeconfig.yaml",
         "base/kubernetes/deployment.yaml", "base/kubernetes/kustomization.yaml", "base/kubernetes/service.yaml",
