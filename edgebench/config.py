@@ -42,6 +42,12 @@ def deployment() -> tuple[Path, Path] | None:
     return (Path(sites), Path(repo)) if sites and repo else None
 
 
+def monitoring() -> tuple[str | None, str | None]:
+    """Where the panel and Alertmanager's webhook read drift counts from, and the retrain notebook they run on
+    drift: ``$EDGEBENCH_MONITOR_SOURCE`` and ``$EDGEBENCH_RETRAIN_NOTEBOOK`` (each may be unset)."""
+    return os.environ.get("EDGEBENCH_MONITOR_SOURCE") or None, os.environ.get("EDGEBENCH_RETRAIN_NOTEBOOK") or None
+
+
 def run_dir() -> Path | None:
     """The folder of the notebook run in progress (set by ``edgebench run``), if any."""
     value = os.environ.get("EDGEBENCH_RUN_DIR")

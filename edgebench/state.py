@@ -28,6 +28,7 @@ def model_state(store: Store, card: ModelCard, runs: list[Run] | None = None) ->
     build = next((r for r in mine if first and r.id == first["run"]), None)
     test = next((r for r in mine if first and first["test"] and r.id == first["test"]["run"]), None)
     publish = next((r for r in mine if r.step == "publish" and r.status == "passed"), None)
+    drift = _latest(mine, "monitor")
     return {
         "name": card.name,
         "version": card.version,
@@ -53,6 +54,9 @@ def model_state(store: Store, card: ModelCard, runs: list[Run] | None = None) ->
                       "attestations": sorted({k for kinds in ((publish.outputs or {}).get("attestations") or {})
                                               .values() for k in kinds})}
         if publish else None,
+        "drift": {"status": drift.status, "run": drift.id, "finished": drift.finished,
+                  "summary": (drift.outputs or {}).get("summary"), "alarms": (drift.outputs or {}).get("alarms", [])}
+        if drift and drift.outputs else None,
     }
 
 
@@ -82,11 +86,13 @@ def model_detail(store: Store, ref: str) -> dict[str, Any]:
     """The card, the state, the latest bench table and the recent runs of one model."""
     card = store.get(ref)
     runs = store.runs(card.name, limit=500)
-    bench = _latest([r for r in runs if belongs(r, card)], "bench")
+    mine = [r for r in runs if belongs(r, card)]
+    bench, drift = _latest(mine, "bench"), _latest(mine, "monitor")
     return {
         "card": card.to_dict(),
         "state": model_state(store, card, runs),
         "bench": (bench.outputs or {}) if bench else None,
+        "drift": (drift.outputs or {}) if drift else None,  # the last drift report (edgebench.monitor)
         "runs": [{"id": r.id, "step": r.step, "status": r.status, "version": r.version, "started": r.started,
                   "finished": r.finished} for r in runs[:30]],
     }

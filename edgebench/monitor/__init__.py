@@ -29,7 +29,7 @@ from ..store import Store, open_store
 from . import stats
 from .sources import Counts, export_spool, from_metrics, from_prometheus, from_spool, seconds
 
-__all__ = ["DriftReport", "FeatureDrift", "WindowDrift", "export_spool", "monitor", "on_drift"]
+__all__ = ["DriftReport", "FeatureDrift", "WindowDrift", "export_spool", "last_report", "monitor", "on_drift"]
 
 ALPHA = 0.05
 ROWS_PER_BIN = 5
@@ -95,6 +95,14 @@ class DriftReport:
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "drift": self.drift, "summary": self.summary()}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> DriftReport:
+        """The report as ``to_dict`` wrote it (as the store keeps it)."""
+        windows = [WindowDrift(**{**w, "features": [FeatureDrift(**f) for f in w["features"]]})
+                   for w in data["windows"]]
+        return cls(data["model"], data["source"], data["window_seconds"], windows, data["alarms"],
+                   data["thresholds"], data["note"])
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2)
@@ -225,6 +233,12 @@ def _distribution(reference: dict[str, Any] | None, window: np.ndarray | None, l
     psi = float(stats.psi(r, w))
     return {"p": p, "psi": psi, "drifted": bool(p < ALPHA and psi > limit["psi"]),
             "reference": (r / max(r.sum(), 1.0)).round(4).tolist(), "window": (w / w.sum()).round(4).tolist()}
+
+
+def last_report(name: str, store: Store | str | None = None) -> DriftReport | None:
+    """The newest drift report stored for model ``name`` (any version), or None."""
+    found = open_store(store).runs(name.partition(":")[0], step="monitor", limit=1)
+    return DriftReport.from_dict(found[0].outputs) if found and found[0].outputs else None
 
 
 # -- the loop ------------------------------------------------------------------------------------------------

@@ -79,7 +79,8 @@ class StatusHandler(BaseHandler):
     @api
     def get(self) -> Any:
         ok, message = engine_available()
-        return {"version": __version__, "store": str(self.store.home), "engine": {"available": ok, "message": message}}
+        return {"version": __version__, "store": str(self.store.home), "engine": {"available": ok, "message": message},
+                "monitor_source": config.monitoring()[0]}
 
 
 class ModelsHandler(BaseHandler):
@@ -123,6 +124,29 @@ class DeployHandler(BaseHandler):
                 "sites": [{**s.__dict__, "profile": sites.site(s.site).profile.name} for s in found]}
 
 
+class AlertsHandler(BaseHandler):
+    @api
+    def post(self) -> Any:
+        """Alertmanager's webhook: each firing alert with a ``model`` label starts a drift check of that model
+        (then the retrain notebook when drift persists), as the panel's monitor step does."""
+        body = self.body()
+        alerts = body.get("alerts")
+        if not isinstance(alerts, list):
+            raise InvalidInputError("not an Alertmanager webhook: the body has no 'alerts' list")
+        started, ignored = [], []
+        for alert in alerts:
+            labels = alert.get("labels") if isinstance(alert, dict) else None
+            if not isinstance(labels, dict) or alert.get("status") != "firing" or not labels.get("model"):
+                ignored.append({"labels": labels, "why": "not firing, or no model label"})
+                continue
+            ref = f"{labels['model']}:{labels['version']}" if labels.get("version") else str(labels["model"])
+            try:
+                started.append(self.manager.start(ref, "monitor", {}).to_dict())
+            except EdgebenchError as exc:  # a model not stored, a check already running: said per alert
+                ignored.append({"labels": labels, "why": exc.message})
+        return 202, {"started": started, "ignored": ignored}
+
+
 class RunsHandler(BaseHandler):
     @api
     def get(self) -> Any:
@@ -154,6 +178,7 @@ ROUTES = [
     ("models/(?P<name>[^/]+)", ModelHandler),
     ("profiles", ProfilesHandler),
     ("deploy", DeployHandler),
+    ("alerts", AlertsHandler),
     ("runs", RunsHandler),
     (r"runs/(?P<run_id>\d+)", RunHandler),
 ]

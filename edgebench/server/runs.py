@@ -24,7 +24,7 @@ from ..progress import Lines
 from ..state import model_state
 from ..store import Store
 
-STEPS = ("bench", "build", "test", "publish", "promote", "rollback")
+STEPS = ("bench", "build", "test", "publish", "promote", "rollback", "monitor")
 DOCKER_STEPS = ("build", "test", "publish")
 MAX_LOG_LINES = 500
 CANCEL_GRACE_S = 15
@@ -96,6 +96,8 @@ class RunManager:
             return [*command, "--json"]
         if step in ("promote", "rollback"):
             return self._deploy_command(base, ref, step, params)
+        if step == "monitor":
+            return self._monitor_command(base, ref, params)
         if step == "build":  # the platforms asked for, else the architectures of the devices picked
             platforms = params.get("platforms") or platforms_for(self._devices(params))
             if not isinstance(platforms, list) or not all(isinstance(p, str) for p in platforms):
@@ -144,6 +146,27 @@ class RunManager:
             raise InvalidInputError("key must be the path of a cosign public key")
         command += ["--sites", str(where[0]), "--repo", str(where[1]), "--wave", str(int(wave))]
         return [*command, *(["--key", key] if key else []), "--json"]
+
+    @staticmethod
+    def _monitor_command(base: list[str], ref: str, params: dict[str, Any]) -> list[str]:
+        from .. import config
+
+        source, notebook = config.monitoring()
+        source = params.get("source") or source
+        if not isinstance(source, str) or not source:
+            raise InvalidInputError("monitor needs a source (a Prometheus URL, a /metrics URL or a spool), or "
+                                    "EDGEBENCH_MONITOR_SOURCE set before starting JupyterLab")
+        window = params.get("window", "1h")
+        if not isinstance(window, str):
+            raise InvalidInputError("window must be a duration such as \"1h\"")
+        windows = number(params.get("windows", 2), "windows", whole=True, at_least=1)
+        command = [*base, "monitor", ref, "--source", source, "--window", window, "--windows", str(int(windows))]
+        notebook = params.get("on_drift", notebook)
+        if notebook:
+            if not isinstance(notebook, str):
+                raise InvalidInputError("on_drift must be the path of a retrain notebook")
+            command += ["--on-drift", notebook]
+        return [*command, "--json"]
 
     @staticmethod
     def _devices(params: dict[str, Any]) -> list[str]:

@@ -203,3 +203,65 @@ async def test_cancel_stops_the_child_and_removes_the_container_it_started(jp_fe
     finally:
         engine.images.remove(hang, force=True)
         engine.images.remove(image.tag, force=True)
+
+
+def _spool(card, folder, rows):
+    from edgebench.serve.monitor import Monitor
+
+    site = Monitor(card.to_dict(), str(folder))
+    site.observe({"X": rows.astype("float32")}, {}, len(rows))
+    site.save()
+    return folder
+
+
+async def test_monitor_from_the_panel_needs_a_source(jp_fetch, exported, monkeypatch):
+    monkeypatch.delenv("EDGEBENCH_MONITOR_SOURCE", raising=False)
+    payload = await call(jp_fetch, "runs", method="POST", body={"model": "digits-rf", "step": "monitor"}, expect=400)
+    assert payload["error"] == ("monitor needs a source (a Prometheus URL, a /metrics URL or a spool), or "
+                                "EDGEBENCH_MONITOR_SOURCE set before starting JupyterLab")
+    payload = await call(jp_fetch, "runs", method="POST", expect=400,
+                         body={"model": "digits-rf", "step": "monitor", "params": {"source": "x", "windows": 0}})
+    assert "windows" in payload["error"]
+
+
+ALERTMANAGER = {  # the webhook body Alertmanager (v0.2x) posts: version 4, grouped alerts
+    "version": "4", "groupKey": "{}:{alertname=\"EdgebenchDriftCheck\"}", "truncatedAlerts": 0, "status": "firing",
+    "receiver": "edgebench", "groupLabels": {"alertname": "EdgebenchDriftCheck"}, "commonLabels": {},
+    "commonAnnotations": {}, "externalURL": "http://alertmanager.example:9093",
+    "alerts": [
+        {"status": "firing", "labels": {"alertname": "EdgebenchDriftCheck", "model": "digits-rf", "version": "1"},
+         "annotations": {}, "startsAt": "2026-11-28T02:00:00Z", "endsAt": "0001-01-01T00:00:00Z",
+         "generatorURL": "http://prometheus.example:9090/graph", "fingerprint": "a1"},
+        {"status": "resolved", "labels": {"alertname": "EdgebenchDriftCheck", "model": "digits-rf"},
+         "annotations": {}, "startsAt": "2026-11-28T01:00:00Z", "endsAt": "2026-11-28T01:30:00Z",
+         "generatorURL": "", "fingerprint": "a2"},
+        {"status": "firing", "labels": {"alertname": "EdgebenchDriftCheck", "model": "ghost"}, "annotations": {},
+         "startsAt": "2026-11-28T02:00:00Z", "endsAt": "0001-01-01T00:00:00Z", "generatorURL": "",
+         "fingerprint": "a3"},
+    ],
+}
+
+
+async def test_an_alertmanager_webhook_starts_a_drift_check_and_the_report_shows(jp_fetch, exported, digits,
+                                                                                  monkeypatch, tmp_path):
+    spool = _spool(exported, tmp_path / "spool", digits[0][300:900])
+    monkeypatch.setenv("EDGEBENCH_MONITOR_SOURCE", str(spool))
+    answer = await call(jp_fetch, "alerts", method="POST", body=ALERTMANAGER, expect=202)
+    (started,) = answer["started"]
+    assert started["step"] == "monitor" and started["model"] == "digits-rf"
+    assert [i["labels"].get("model") for i in answer["ignored"]] == ["digits-rf", "ghost"]
+    assert answer["ignored"][0]["why"] == "not firing, or no model label"
+    assert "ghost" in answer["ignored"][1]["why"]
+    done = await wait_for(jp_fetch, started["id"])
+    assert done["status"] in ("passed", "failed"), done  # failed: drift (exit 1), said in the report
+    detail = await call(jp_fetch, "models", "digits-rf")
+    assert detail["drift"]["model"] == "digits-rf:1" and detail["drift"]["windows"][-1]["rows"] == 600
+    assert detail["state"]["drift"]["summary"] == detail["drift"]["summary"]
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    ({"version": "4"}, "not an Alertmanager webhook: the body has no 'alerts' list"),
+    ([1, 2], "request body must be a JSON object"),
+])
+async def test_a_body_that_is_not_alertmanagers_is_400(jp_fetch, body, message):
+    assert (await call(jp_fetch, "alerts", method="POST", body=body, expect=400))["error"] == message
