@@ -178,6 +178,11 @@ class RunManager:
     def _follow(self, run: PanelRun) -> None:
         assert run.process is not None
         assert run.process.stderr is not None and run.process.stdout is not None
+        # stdout drains on its own thread: a report larger than the pipe's buffer (64 KiB) would otherwise block
+        # the child on stdout while this loop waits for its stderr to end
+        stdout, chunks = run.process.stdout, []
+        reader = threading.Thread(target=lambda: chunks.append(stdout.read()), daemon=True)
+        reader.start()
         for line in run.process.stderr:
             line = line.rstrip()
             run.log.append(line)
@@ -187,7 +192,8 @@ class RunManager:
                 run.progress = {"done": step[0], "total": step[1], "message": step[2]}
             elif line.startswith("error: ") and run.status == "running":  # a cancel keeps its own reason
                 run.error = line[len("error: "):]
-        out = run.process.stdout.read()
+        reader.join()
+        out = "".join(chunks)
         code = run.process.wait()
         try:
             run.result = json.loads(out) if out.strip() else None

@@ -3,7 +3,7 @@
 import { Widget } from '@lumino/widgets';
 
 import { EdgeModel } from './model';
-import { IModelState, IRun, Step } from './tokens';
+import { IFeatureDrift, IModelState, IRun, Step } from './tokens';
 
 const EMPTY_CODE = 'import edgebench as eb\neb.export_model(model, X_sample, name="digits-rf")';
 
@@ -32,6 +32,20 @@ function badge(text: string, verdict?: string | null): HTMLElement {
           ? 'eb-warn'
           : '';
   return el('span', { class: `eb-badge ${kind}`.trim() }, text);
+}
+
+/** Reference (brand color) and window (warn color) shares per bin, as bars: plain elements, no markup. */
+function bars(f: IFeatureDrift): HTMLElement {
+  const box = el('div', { class: 'eb-bars', title: `${f.name}: reference and window shares per bin` });
+  const top = Math.max(...f.reference, ...f.window, 1e-9);
+  f.reference.forEach((r, i) => {
+    for (const [value, kind] of [[r, 'eb-ref'], [f.window[i] ?? 0, 'eb-win']] as const) {
+      const bar = el('span', { class: kind, title: `bin ${i}: ${(value * 100).toFixed(1)}%` });
+      bar.style.height = `${Math.round((value / top) * 100)}%`;
+      box.append(bar);
+    }
+  });
+  return box;
 }
 
 export class EdgePanel extends Widget {
@@ -102,6 +116,10 @@ export class EdgePanel extends Widget {
           : badge(`${arch} image built`, 'pass')
       );
     }
+    if (m.drift) {
+      box.append(badge(m.drift.alarms.length ? `drift: ${m.drift.alarms.join(', ')}` : 'no drift',
+                       m.drift.alarms.length ? 'fail' : 'pass'));
+    }
     if (m.published) {
       box.append(badge(`published ${m.published.digest?.slice(0, 19) ?? ''}`, 'pass'));
       if (m.published.signed) {
@@ -133,7 +151,7 @@ export class EdgePanel extends Widget {
         io.append(el('tr', {}, el('td', {}, kind), el('td', {}, t.name), el('td', {}, `${t.datatype} [${t.shape.join(', ')}]`)));
       }
     }
-    this.view.append(io, this.benchTable(), this.form(), this.sites(), this.runBox);
+    this.view.append(io, this.benchTable(), this.form(), this.sites(), this.drift(), this.runBox);
     this.renderRun();
   }
 
@@ -236,6 +254,38 @@ export class EdgePanel extends Widget {
       }
     }
     box.append(actions);
+    return box;
+  }
+
+  /** The last drift report: the verdict, the most shifted features of its last window with reference vs window
+   * shares per bin, and Check drift (a monitor run). */
+  private drift(): HTMLElement {
+    const report = this.model.detail?.drift;
+    const box = el('div', { class: 'eb-drift', 'data-eb': 'drift' }, el('h3', {}, 'Drift'));
+    if (report) {
+      const last = report.windows[report.windows.length - 1];
+      box.append(el('p', { 'data-eb': 'drift-summary' }, badge(report.drift ? 'drift' : last.judged ? 'no drift' : 'no verdict',
+                                                                report.drift ? 'fail' : last.judged ? 'pass' : 'uncertain'),
+                    ` ${report.summary}`));
+      const table = el('table');
+      table.append(el('tr', {}, el('th', {}, 'feature'), el('th', {}, 'PSI'), el('th', {}, 'out of range'), el('th', {}, 'bins')));
+      for (const f of [...last.features].sort((a, b) => b.psi - a.psi).slice(0, 8)) {
+        table.append(el('tr', { 'data-eb-feature': f.name, class: f.drifted ? 'eb-drifted' : '' },
+                        el('td', { title: `p (Holm) ${f.p_adjusted.toPrecision(2)}` }, f.name), el('td', {}, f.psi.toFixed(3)),
+                        el('td', {}, `${(f.out_of_range * 100).toFixed(1)}%`), el('td', {}, bars(f))));
+      }
+      box.append(table, el('p', { class: 'eb-hint' }, `${last.rows} rows in the last of ${report.windows.length} window(s) of ${report.window_seconds} s from ${report.source}`));
+    } else {
+      box.append(el('p', { class: 'eb-hint' }, 'No drift report yet.'));
+    }
+    const source = el('input', { type: 'text', placeholder: this.model.status?.monitor_source ?? 'http://prometheus:9090, .../metrics or a spool', 'data-eb': 'drift-source' });
+    const window = el('input', { type: 'text', value: '1h', 'data-eb': 'drift-window' });
+    const check = el('button', { class: 'jp-mod-styled', 'data-eb-step': 'monitor' }, 'Check drift');
+    check.addEventListener('click', () => void this.model.startRun('monitor', {
+      window: (window as HTMLInputElement).value,
+      ...((source as HTMLInputElement).value ? { source: (source as HTMLInputElement).value } : {})
+    }));
+    box.append(el('div', { class: 'eb-form' }, 'Counts from', source, 'Window', window), el('div', { class: 'eb-actions' }, check));
     return box;
   }
 

@@ -4,6 +4,8 @@ export interface IStatus {
   version: string;
   store: string;
   engine: { available: boolean; message: string };
+  /** EDGEBENCH_MONITOR_SOURCE on the server: where drift checks read counts by default. */
+  monitor_source: string | null;
 }
 
 export interface IModelState {
@@ -28,6 +30,7 @@ export interface IModelState {
     signed: boolean;
     attestations: string[];
   } | null;
+  drift: { status: string; run: number; summary: string; alarms: string[] } | null;
 }
 
 export interface IPlatformImage {
@@ -62,6 +65,29 @@ export interface IModelDetail {
   };
   state: IModelState;
   bench: { devices: IDeviceResult[]; slo: { p99_ms: number | null; ram_mb: number | null } } | null;
+  /** The last drift report (edgebench.monitor.DriftReport.to_dict). */
+  drift: IDriftReport | null;
+}
+
+export interface IFeatureDrift {
+  name: string;
+  p_adjusted: number;
+  psi: number;
+  out_of_range: number;
+  missing: number;
+  drifted: boolean;
+  reference: number[];
+  window: number[];
+}
+
+export interface IDriftReport {
+  model: string;
+  source: string;
+  window_seconds: number;
+  summary: string;
+  drift: boolean;
+  alarms: string[];
+  windows: { rows: number; judged: boolean; reason: string; features: IFeatureDrift[] }[];
 }
 
 export interface IProfile {
@@ -100,7 +126,7 @@ export interface IRun {
   error: string | null;
 }
 
-export type Step = 'bench' | 'build' | 'test' | 'publish' | 'promote' | 'rollback';
+export type Step = 'bench' | 'build' | 'test' | 'publish' | 'promote' | 'rollback' | 'monitor';
 
 /** How the model talks to the server: one function, so tests pass a fake. */
 export type Requester = <T>(endPoint: string, init?: { method?: string; body?: string }) => Promise<T>;

@@ -69,3 +69,20 @@ def send(port: int, model: str, cols: dict[str, np.ndarray], batch: int = 20, ro
     finally:
         connection.close()
     return n
+
+
+def spool_windows(card, folder, *windows):
+    """A spool as a site writes it, one cumulative snapshot per window of 1000 s (times set, so each window holds
+    exactly its rows): ``monitor(..., window="1000s")`` reads them back."""
+    from edgebench.serve.monitor import Monitor
+
+    site = Monitor(card.to_dict())
+    lines = []
+    for k, cols in enumerate(windows, start=1):
+        served = {c: (v.astype(str) if v.dtype == object else v.astype(np.float32)).reshape(len(v), -1)
+                  for c, v in cols.items()}
+        site.observe(served, {}, len(next(iter(cols.values()))))
+        lines.append(json.dumps({**site.snapshot(), "time": 1000.0 * k}))
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "spool.jsonl").write_text("\n".join(lines) + "\n")
+    return folder

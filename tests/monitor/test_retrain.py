@@ -13,25 +13,10 @@ import numpy as np
 import pytest
 
 import edgebench as eb
-from edgebench.serve.monitor import Monitor
 
-from .load import frame, labels, readings
+from .load import frame, labels, readings, spool_windows
 
 RETRAIN = Path(__file__).resolve().parents[2] / "notebooks" / "retrain.ipynb"
-
-
-def _spool(card, folder, *windows):
-    """A spool as a site writes it, one snapshot per window of 1000 s (times set, so windows are exact)."""
-    site = Monitor(card.to_dict())
-    lines = []
-    for k, cols in enumerate(windows, start=1):
-        served = {c: (v.astype(str) if v.dtype == object else v.astype(np.float32)).reshape(-1, 1)
-                  for c, v in cols.items()}
-        site.observe(served, {}, len(cols["rpm"]))
-        lines.append(json.dumps({**site.snapshot(), "time": 1000.0 * k}))
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "spool.jsonl").write_text("\n".join(lines) + "\n")
-    return folder
 
 
 @pytest.fixture
@@ -40,7 +25,7 @@ def drifted(store, machines_store, tmp_path):
     card = machines_store.get("machines:1")
     store.add_version(machines_store.model_path(card).read_bytes(), card)
     rng = np.random.default_rng(21)
-    spool = _spool(card, tmp_path / "spool", readings(600, rng, True), readings(600, rng, True))
+    spool = spool_windows(card, tmp_path / "spool", readings(600, rng, True), readings(600, rng, True))
     recent = readings(1500, rng, shifted=True)
     csv = tmp_path / "recent.csv"
     frame({**recent, "label": labels(recent)}).to_csv(csv, index=False)
@@ -66,7 +51,7 @@ def test_persisting_drift_retrains_a_new_version_through_the_gates(store, drifte
     retrained = store.get("machines:2")
     assert retrained.metadata["retrained_from"] == "machines:1" and retrained.monitoring is not None
     # the new reference is the shifted world: the same rows no longer look like drift against it
-    again = eb.monitor("machines:2", _spool(retrained, tmp_path / "after", *(readings(600, np.random.default_rng(
+    again = eb.monitor("machines:2", spool_windows(retrained, tmp_path / "after", *(readings(600, np.random.default_rng(
         22), True) for _ in range(2))), window="1000s", windows=2)
     assert not again.drift, again.alarms
     saved = json.loads((tmp_path / "run" / "drift-report.json").read_text())

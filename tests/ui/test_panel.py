@@ -14,6 +14,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import edgebench as eb
@@ -258,3 +259,29 @@ def gitops_pins(deployment):
     from edgebench.deploy import gitops, load_sites
 
     return gitops.pins(deployment["repo"], load_sites(deployment["sites"]))["plant-7"]
+
+
+def test_check_drift_from_the_panel_shows_the_report_and_its_bars(browser, lab, store, digits, digits_rf, tmp_path):
+    from ..monitor.load import spool_windows
+
+    x = digits[0][np.random.default_rng(0).permutation(len(digits[0]))]  # the data set's writers, mixed
+    card = eb.export_model(digits_rf, x[:200], "digits-rf", store=store, held_out=x[200:1000])
+    shifted = x[1000:1600].copy()
+    shifted[:, 21] = shifted[:, 21] + 9  # a pixel brighter than any the reference saw
+    spool = spool_windows(card, tmp_path / "spool", {"X": shifted[:300]}, {"X": shifted[300:]})
+    page = open_panel(browser, lab)
+    page.locator('[data-eb-model="digits-rf"]').click(timeout=30_000)
+    assert "No drift report yet." in page.locator('[data-eb="drift"]').inner_text()
+    page.locator('[data-eb="drift-source"]').fill(str(spool))
+    page.locator('[data-eb="drift-window"]').fill("1000s")
+    page.locator('[data-eb-step="monitor"]').click()
+    wait_run(page, "monitor", "failed")  # drift exits 1, like a failing gate (its JSON report is > 64 KiB)
+    summary = page.locator('[data-eb="drift-summary"]')
+    summary.wait_for(timeout=15_000)
+    assert "digits-rf:1: DRIFT in X[21] (significant and above" in summary.inner_text()
+    feature = page.locator('[data-eb-feature="X[21]"]')
+    assert "eb-drifted" in feature.get_attribute("class") and feature.locator(".eb-win").count() > 3
+    assert page.locator('[data-eb-model="digits-rf"]').inner_text().endswith("drift: X[21]")
+    page.locator('[data-eb="drift"]').scroll_into_view_if_needed()
+    shot(page, "09-drift-report")
+    page.close()
