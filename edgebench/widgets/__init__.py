@@ -24,7 +24,8 @@ class Workbench:
 
     def __init__(self, model: Any, sample: Any = None, *, name: str | None = None,
                  devices: tuple[str, ...] = ("rpi4-1gb", "jetson-orin-nano"), store: Store | str | None = None,
-                 client: Any = None, sites: str | None = None, repo: str | None = None) -> None:
+                 client: Any = None, sites: str | None = None, repo: str | None = None,
+                 source: str | None = None) -> None:
         import ipywidgets as w
 
         from ..profiles import list_profiles
@@ -76,10 +77,18 @@ class Workbench:
                 self.buttons[step].on_click(lambda _, step=step: self.run(step))
             deploy = [self.sites_table, w.HBox([self.wave, self.public_key, self.buttons["promote"],
                                                 self.buttons["rollback"]])]
+        self.source = w.Text(value=source or "", description="Drift from",
+                             placeholder="http://prometheus:9090, http://site:8080/metrics or a spool")
+        self.window = w.Text(value="1h", description="Window", layout=w.Layout(width="12em"))
+        self.buttons["monitor"] = w.Button(description="Check drift",
+                                           tooltip="judge drift at the sites against the card's reference")
+        self.buttons["monitor"].on_click(lambda _: self.run("monitor"))
+        self.drift = w.HTML()  # the last drift report stored for this model, with its charts
         self.widget = w.VBox([
             self.title, w.HBox([self.devices, w.VBox([self.p99, self.ram, self.destination, self.sign_key])]),
-            w.HBox([b for k, b in self.buttons.items() if k not in ("promote", "rollback")]),
-            *deploy, w.HBox([self.bar, self.status]), self.output,
+            w.HBox([b for k, b in self.buttons.items() if k not in ("promote", "rollback", "monitor")]),
+            *deploy, w.HBox([self.source, self.window, self.buttons["monitor"]]), self.drift,
+            w.HBox([self.bar, self.status]), self.output,
         ])
         self._refresh()
 
@@ -96,8 +105,14 @@ class Workbench:
             self.buttons[step].tooltip = self.buttons[step].tooltip if engine_ok else why
         self.buttons["test"].disabled |= not self.images
         self.buttons["publish"].disabled |= not self.images
+        self.buttons["monitor"].disabled = not exported
         if self.sites_file and self.repo:
             self.sites_table.value = self._sites_html()
+        if exported:
+            from ..monitor import last_report
+
+            report = last_report(str(self.ref), store=self.store)
+            self.drift.value = report.html() if report else "<p>No drift report yet.</p>"
 
     def run(self, step: str) -> Any:
         """Run one step as the buttons do; its result is shown below and returned."""
@@ -128,6 +143,10 @@ class Workbench:
                           for image in self.images]
             elif step in ("promote", "rollback"):
                 result = self._deploy(step)
+            elif step == "monitor":
+                from ..monitor import monitor
+
+                result = monitor(str(self.ref), self.source.value, window=self.window.value, store=self.store)
             elif step == "publish":
                 result = publish(self.images if len(self.images) > 1 else self.images[0], self.destination.value,
                                  sign=self.sign_key.value or None, store=self.store, client=self.client,

@@ -52,3 +52,26 @@ def test_build_and_test_buttons_with_the_engine(store, engine, digits, digits_rf
     finally:
         for image in bench.results["build"]:
             engine.images.remove(image.id, force=True)
+
+
+def test_check_drift_shows_the_last_report_with_its_charts(store, digits, digits_rf, tmp_path):
+    import numpy as np
+
+    from ..monitor.load import spool_windows
+
+    x = digits[0][np.random.default_rng(0).permutation(len(digits[0]))]
+    card = eb.export_model(digits_rf, x[:200], "digits-rf", store=store, held_out=x[200:1000])
+    shifted = x[1000:1600].copy()
+    shifted[:, 21] += 9
+    spool = spool_windows(card, tmp_path / "spool", {"X": shifted[:300]}, {"X": shifted[300:]})
+    bench = eb.Workbench("digits-rf", store=store, source=str(tmp_path / "nowhere"))
+    assert bench.drift.value == "<p>No drift report yet.</p>"
+    failed = bench.run("monitor")
+    assert isinstance(failed, eb.MonitorError) and "nowhere is not a spool" in bench.status.value
+    bench.source.value, bench.window.value = str(spool), "1000s"
+    bench.buttons["monitor"].click()
+    report = bench.results["monitor"]
+    assert report.alarms == ["X[21]"] and bench.status.value == "monitor done"
+    assert "DRIFT in X[21]" in bench.drift.value and bench.drift.value.count("<svg") == 1
+    again = eb.Workbench("digits-rf", store=store)  # a new panel shows the stored report
+    assert again.drift.value == bench.drift.value
