@@ -63,13 +63,13 @@ def in_process(session: ort.InferenceSession, x: np.ndarray, clients: int) -> di
     return {"rps": len(flat) / DURATION, **percentiles(flat)}
 
 
-def wrk(port: int, body_file: Path, clients: int) -> dict[str, float]:
+def wrk(port: int, body_file: Path, clients: int, model: str = "digits-rf") -> dict[str, float]:
     script = body_file.with_suffix(".lua")
     script.write_text(f'wrk.method = "POST"\nlocal f = io.open("{body_file}", "r")\nwrk.body = f:read("*a")\n'
                       'f:close()\nwrk.headers["Content-Type"] = "application/json"\n')
     out = subprocess.run(
         ["taskset", "-c", CLIENT_CPU, "wrk", "-t1", f"-c{clients}", f"-d{DURATION}s", "--latency", "-s",
-         str(script), f"http://127.0.0.1:{port}/v2/models/digits-rf/infer"],
+         str(script), f"http://127.0.0.1:{port}/v2/models/{model}/infer"],
         capture_output=True, text=True, check=True,
     ).stdout
     if "Non-2xx" in out:
@@ -93,7 +93,7 @@ def wait_ready(port: int) -> None:
     raise RuntimeError("server not ready")
 
 
-def edgebench_server(model_dir: Path, body: Path, *flags: str) -> dict[int, dict[str, float]]:
+def edgebench_server(model_dir: Path, body: Path, *flags: str, model: str = "digits-rf") -> dict[int, dict[str, float]]:
     port = free_port()
     process = subprocess.Popen(
         ["taskset", "-c", SERVER_CPU, sys.executable, "-m", "edgebench.serve", "--model-dir", str(model_dir),
@@ -101,7 +101,7 @@ def edgebench_server(model_dir: Path, body: Path, *flags: str) -> dict[int, dict
     )
     try:
         wait_ready(port)
-        return {c: wrk(port, body, c) for c in (1, 8)}
+        return {c: wrk(port, body, c, model) for c in (1, 8)}
     finally:
         process.terminate()
         process.wait()
