@@ -2,10 +2,11 @@
 bins; per predicted class; per confidence bucket. Counts only, no rows kept: they add up across time and sites.
 
 The request path only keeps views of the request's monitored columns (at most 64, so an image model's pixels are
-not held); rows are binned in batches of ``FLUSH_ROWS`` or when the counts are read: one searchsorted per
-feature over every buffered row and one bincount, about 4 µs per row for 64 features on this machine. With a spool folder the counts are saved as cumulative snapshots
-(``spool.jsonl``) at an interval and at shutdown, and reloaded at start, so a restart neither loses nor double
-counts; the file is kept under a size cap by thinning old snapshots (they are cumulative, so any subset stays true).
+not held); rows are binned in batches of ``FLUSH_ROWS`` or when the counts are read: one searchsorted per feature
+over every buffered row and one bincount (about 4 us per row for 64 features on this machine). With a spool folder
+the counts are saved as cumulative snapshots (``spool.jsonl``) at an interval and at shutdown, and reloaded at
+start, so a restart neither loses nor double counts; the file is kept under a size cap by thinning old snapshots
+(they are cumulative, so any subset stays true).
 """
 
 from __future__ import annotations
@@ -132,8 +133,12 @@ class Monitor:
         self.rows = 0
         self.started = time.time()
         self.binner = Binner(self.reference)
-        # per request: its monitored columns (numeric, text), labels and probabilities, and its rows
-        self.buffer: list[tuple[list[np.ndarray], list[np.ndarray], Any, Any, int]] = []
+        # the buffered requests' monitored columns, per input and per text feature, and their outputs: arrays
+        # appended to lists made once, so buffering creates no objects the garbage collector has to walk
+        self.numeric: list[list[np.ndarray]] = [[] for _ in self.binner.picks]
+        self.text: list[list[np.ndarray]] = [[] for _ in self.binner.text]
+        self.labels: list[np.ndarray] = []
+        self.probabilities: list[np.ndarray] = []
         self.buffered = 0
         self.spool = Path(spool) / SPOOL if spool else None
         self.spool_seconds, self.spool_max_bytes = spool_seconds, spool_max_bytes
@@ -149,7 +154,14 @@ class Monitor:
     def observe(self, feeds: dict[str, np.ndarray], outputs: dict[str, np.ndarray], rows: int) -> None:
         """Note one request (cheap: its monitored columns are kept, binning happens in batches)."""
         numeric, text = self.binner.columns(feeds)
-        self.buffer.append((numeric, text, outputs.get("label"), outputs.get("probabilities"), rows))
+        for kept, array in zip(self.numeric, numeric, strict=True):
+            kept.append(array)
+        for kept, array in zip(self.text, text, strict=True):
+            kept.append(array)
+        if "label" in outputs:
+            self.labels.append(outputs["label"])
+        if "probabilities" in outputs:
+            self.probabilities.append(outputs["probabilities"])
         self.buffered += rows
         if self.buffered >= FLUSH_ROWS:
             self.flush()
@@ -157,17 +169,19 @@ class Monitor:
             self.save()
 
     def flush(self) -> None:
-        if not self.buffer:
+        if not self.buffered:
             return
-        batch, self.buffer, self.buffered = self.buffer, [], 0
-        numeric = [np.vstack([b[0][k] for b in batch]) for k in range(len(self.binner.picks))]
-        text = [np.concatenate([b[1][k] for b in batch]) for k in range(len(self.binner.text))]
+        numeric = [np.vstack(kept) for kept in self.numeric]
+        text = [np.concatenate(kept) for kept in self.text]
         self.bins += self.binner.count(numeric, text)
-        self.rows += sum(b[4] for b in batch)
-        if self.classes is not None and all(b[2] is not None for b in batch):
-            self.classes += class_counts(self.reference, np.concatenate([b[2] for b in batch]))
-        if self.confidence is not None and all(b[3] is not None for b in batch):
-            self.confidence += confidence_counts(self.reference, np.concatenate([b[3] for b in batch]))
+        if self.classes is not None and self.labels:
+            self.classes += class_counts(self.reference, np.concatenate(self.labels))
+        if self.confidence is not None and self.probabilities:
+            self.confidence += confidence_counts(self.reference, np.concatenate(self.probabilities))
+        self.rows += self.buffered
+        self.buffered = 0
+        for kept in (*self.numeric, *self.text, self.labels, self.probabilities):
+            kept.clear()
 
     # -- what leaves the server --------------------------------------------------------------------------------
 

@@ -41,7 +41,7 @@ def model_dir(store: eb.Store, card: eb.ModelCard, folder: Path) -> Path:
     return folder
 
 
-def throughput(name: str, folder: Path, body: dict, rounds: int = 3) -> None:
+def throughput(name: str, folder: Path, body: dict, rounds: int = 5) -> None:
     path = folder.parent / f"{name}-body.json"
     path.write_text(json.dumps(body))
     results: dict[str, dict[int, list[float]]] = {"on": {1: [], 8: []}, "off": {1: [], 8: []}}
