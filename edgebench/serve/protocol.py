@@ -58,6 +58,8 @@ def decode(body: bytes, header_length: str | None, model: Model) -> InferRequest
         request = json.loads(head)
     except (ValueError, UnicodeDecodeError) as exc:
         raise RequestError(400, f"request body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise RequestError(400, "request body nests too deeply to parse: send tensors as flat data lists") from None
     if not isinstance(request, dict):
         raise RequestError(400, "request body must be a JSON object with an 'inputs' list")
     inputs = request.get("inputs")
@@ -155,6 +157,8 @@ def _json_data(name: str, datatype: str, data: Any) -> np.ndarray:
         if raw.dtype.kind == "f" and dtype.kind in "iub" and raw.size and np.any(raw != np.round(raw)):
             raise ValueError(f"{datatype} data must hold whole numbers")
         return raw.astype(dtype).reshape(-1)
+    except RecursionError:
+        raise RequestError(400, f"input {name!r} 'data' nests too deeply: send a flat list") from None
     except (ValueError, TypeError, OverflowError) as exc:
         raise RequestError(
             400, f"input {name!r} has data that is not a flat or nested list of {datatype}: {exc}"

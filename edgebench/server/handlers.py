@@ -70,6 +70,8 @@ class BaseHandler(APIHandler):
             data = json.loads(self.request.body or b"{}")
         except ValueError as exc:
             raise InvalidInputError(f"request body is not valid JSON: {exc}") from None
+        except RecursionError:
+            raise InvalidInputError("request body nests too deeply to parse") from None
         if not isinstance(data, dict):
             raise InvalidInputError("request body must be a JSON object")
         return data

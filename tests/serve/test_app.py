@@ -78,6 +78,10 @@ def test_binary_inputs_and_outputs(app, card):
         ("/v2/models/digits-rf/versions/9/infer", {}, 404, "has no version '9'"),
         (INFER, b"{not json", 400, "request body is not valid JSON"),
         (INFER, [1, 2], 400, "request body must be a JSON object"),
+        (INFER, b"[" * 100_000 + b"]" * 100_000, 400,
+         "request body nests too deeply to parse: send tensors as flat data lists"),
+        (INFER, b'{"inputs": [{"name": "X", "datatype": "FP32", "shape": [1, 64], "data": ' + b"[" * 900 + b"0"
+         + b"]" * 900 + b"}]}", 400, "has data that is not a flat or nested list of FP32"),
         (INFER, {"inputs": []}, 400, "request needs a non-empty 'inputs' list"),
         (INFER, {"inputs": [{"name": "pixels", "datatype": "FP32", "shape": [1, 64], "data": [0] * 64}]}, 400,
          "unknown input 'pixels'; model 'digits-rf' takes ['X']"),

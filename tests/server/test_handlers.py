@@ -262,6 +262,7 @@ async def test_an_alertmanager_webhook_starts_a_drift_check_and_the_report_shows
 @pytest.mark.parametrize(("body", "message"), [
     ({"version": "4"}, "not an Alertmanager webhook: the body has no 'alerts' list"),
     ([1, 2], "request body must be a JSON object"),
+    ("[" * 100_000 + "]" * 100_000, "request body nests too deeply to parse"),
 ])
 async def test_a_body_that_is_not_alertmanagers_is_400(jp_fetch, body, message):
     assert (await call(jp_fetch, "alerts", method="POST", body=body, expect=400))["error"] == message
