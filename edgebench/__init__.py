@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 
+from . import ipython as _ipython
 from .bench import benchmark
 from .core.bench import BenchReport, DeviceResult
 from .core.card import GoldenSample, ModelCard, TensorSpec
@@ -40,6 +41,7 @@ from .core.profiles import SLO, DeviceProfile
 from .export import DEFAULT_OPSET, export_model, import_onnx
 from .image.builder import build_image, write_build_context
 from .image.tester import test_image
+from .ipython import traceback
 from .monitor import DriftReport, monitor, on_drift
 from .pipeline import PipelineResult, run_pipeline
 from .profiles import list_profiles, load_profile
@@ -52,6 +54,8 @@ from .store import open_store as _open_store
 from .widgets import Workbench
 
 __version__ = "0.1.0"
+
+_ipython.install()  # in a notebook, edgebench's errors show as their message
 
 __all__ = [
     "DEFAULT_OPSET",
@@ -121,6 +125,7 @@ __all__ = [
     "sign",
     "sweep",
     "test_image",
+    "traceback",
     "verify",
     "write_build_context",
 ]

@@ -4,7 +4,7 @@ import { IModelState, IRun, Requester } from '../tokens';
 function state(name: string): IModelState {
   return {
     name, version: 1, ref: `${name}:1`, estimator: 'RandomForestClassifier', size_bytes: 1024, created: '',
-    parity: 'pass', bench: null, images: {}, image: null, image_test: null, published: null
+    parity: 'pass', bench: null, images: {}, image: null, image_test: null, published: null, drift: null
   };
 }
 
