@@ -108,9 +108,12 @@ class ParityReport:
         )
 
     def _repr_html_(self) -> str:
+        def show(value: float | None, percent: bool = False) -> str:
+            return "-" if value is None else f"{value:.2%}" if percent else f"{value:.3g}"
+
         rows = [
-            (o.name, o.kind, o.label_agreement, o.max_abs_diff, o.max_rel_diff, o.worst_row, o.mismatched_rows,
-             "pass" if o.passed else "fail")
+            (o.name, o.kind, show(o.label_agreement, percent=True), show(o.max_abs_diff), show(o.max_rel_diff),
+             "-" if o.worst_row is None else o.worst_row, o.mismatched_rows, "pass" if o.passed else "fail")
             for o in self.outputs
         ]
         notes = "".join(f"<li>{escape(n)}</li>" for n in self.notes)

@@ -3,6 +3,24 @@ import { ISignal, Signal } from '@lumino/signaling';
 
 import { IDeploy, IModelDetail, IModelState, IProfile, IRun, IStatus, Requester, Step } from './tokens';
 
+/** Runs that were running in ``before`` and have ended in ``after``: what a notification announces. */
+export function finishedRuns(before: IRun[], after: IRun[]): IRun[] {
+  const running = new Set(before.filter(r => r.status === 'running').map(r => r.id));
+  return after.filter(r => running.has(r.id) && r.status !== 'running');
+}
+
+/** The notification for an ended run: "bench digits-rf passed in 4 s", or the step's own message. */
+export function runMessage(run: IRun): { kind: 'success' | 'error' | 'info'; text: string } {
+  const took = run.finished && run.started ? ` in ${Math.max(1, Math.round(run.finished - run.started))} s` : '';
+  if (run.status === 'passed') {
+    return { kind: 'success', text: `${run.step} ${run.model} passed${took}` };
+  }
+  if (run.status === 'cancelled') {
+    return { kind: 'info', text: `${run.step} ${run.model} cancelled` };
+  }
+  return { kind: 'error', text: `${run.step} ${run.model} failed: ${run.error ?? 'see its log'}` };
+}
+
 export class EdgeModel {
   constructor(private readonly request: Requester) {}
 
@@ -27,6 +45,10 @@ export class EdgeModel {
   get errorChanged(): ISignal<this, string | null> {
     return this._errorChanged;
   }
+  /** A run seen running has ended (passed, failed or cancelled). */
+  get runEnded(): ISignal<this, IRun> {
+    return this._runEnded;
+  }
 
   /** The run in progress (or the latest one) for a model. */
   runFor(name: string): IRun | undefined {
@@ -48,6 +70,7 @@ export class EdgeModel {
       const modelsChanged =
         JSON.stringify([status, models.models, deploy]) !== JSON.stringify([this.status, this.models, this.deploy]);
       const runsChanged = JSON.stringify(runs.runs) !== JSON.stringify(this.runs);
+      const ended = finishedRuns(this.runs, runs.runs);
       this.status = status;
       this.models = models.models;
       this.deploy = deploy;
@@ -62,6 +85,9 @@ export class EdgeModel {
       }
       if (runsChanged) {
         this._runsChanged.emit();
+      }
+      for (const run of ended) {
+        this._runEnded.emit(run);
       }
       this.setError(null);
     } catch (error) {
@@ -151,4 +177,5 @@ export class EdgeModel {
   private _runsChanged = new Signal<this, void>(this);
   private _selectionChanged = new Signal<this, void>(this);
   private _errorChanged = new Signal<this, string | null>(this);
+  private _runEnded = new Signal<this, IRun>(this);
 }

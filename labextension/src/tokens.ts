@@ -61,7 +61,12 @@ export interface IModelDetail {
     inputs: { name: string; datatype: string; shape: number[] }[];
     outputs: { name: string; datatype: string; shape: number[] }[];
     metadata: Record<string, unknown>;
-    parity: { passed: boolean; rows: number; held_out_rows: number } | null;
+    parity: {
+      passed: boolean;
+      rows: number;
+      held_out_rows: number;
+      outputs: { name: string; kind: string; label_agreement: number | null; max_abs_diff: number | null }[];
+    } | null;
   };
   state: IModelState;
   bench: { devices: IDeviceResult[]; slo: { p99_ms: number | null; ram_mb: number | null } } | null;
@@ -120,6 +125,8 @@ export interface IRun {
   model: string;
   step: string;
   status: 'running' | 'passed' | 'failed' | 'cancelled';
+  started?: number;
+  finished?: number | null;
   progress: { done: number; total: number; message: string };
   log: string[];
   result: unknown;

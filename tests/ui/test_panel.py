@@ -5,6 +5,7 @@ Screenshots go to artifacts/screenshots/ (CI keeps that folder)."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import secrets
 import shutil
@@ -46,8 +47,10 @@ def browser():
 
 
 @pytest.fixture
-def lab(store, tmp_path):
-    """A real JupyterLab server over the test's store; stopped at the end."""
+def lab(store, tmp_path, request):
+    """A real JupyterLab server over the test's store; stopped at the end. Parametrized indirectly with
+    ``{"theme": "JupyterLab Dark", "env": {...}}`` for another theme or environment."""
+    options = getattr(request, "param", {})
     token, port = secrets.token_hex(16), free_port()
     log = (tmp_path / "lab.log").open("w")
     settings = tmp_path / "lab-settings"
@@ -55,7 +58,10 @@ def lab(store, tmp_path):
     # no "get notified about Jupyter news?" toast over the screenshots
     (settings / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings").write_text(
         '{"fetchNews": "false"}')
-    env = {**os.environ, "EDGEBENCH_HOME": str(store.home), "EDGEBENCH_CACHE": str(config.cache_dir()),
+    (settings / "@jupyterlab" / "apputils-extension" / "themes.jupyterlab-settings").write_text(
+        json.dumps({"theme": options.get("theme", "JupyterLab Light")}))
+    env = {**os.environ, **options.get("env", {}), "EDGEBENCH_HOME": str(store.home),
+           "EDGEBENCH_CACHE": str(config.cache_dir()),
            "JUPYTER_CONFIG_DIR": str(tmp_path / "jupyter-config"), "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"),
            "JUPYTERLAB_SETTINGS_DIR": str(settings)}
     process = subprocess.Popen(
@@ -106,7 +112,7 @@ def test_empty_store_then_an_exported_model_appears_and_a_bench_shows_its_verdic
 
     row.click()
     page.locator('[data-eb="model-title"]').wait_for()
-    assert page.locator('[data-eb="bench"]').inner_text() == "Not benched yet."
+    assert page.locator('[data-eb="bench"]').inner_text() == "Not benched yet: pick devices below and Bench."
     assert page.locator('[data-eb-pick="rpi4-1gb"]').is_checked()
     page.locator('[data-eb-step="bench"]').click()
     page.locator('[data-eb="run-status"][data-eb-status="passed"]').wait_for(timeout=180_000)
@@ -271,7 +277,7 @@ def test_check_drift_from_the_panel_shows_the_report_and_its_bars(browser, lab, 
     spool = spool_windows(card, tmp_path / "spool", {"X": shifted[:300]}, {"X": shifted[300:]})
     page = open_panel(browser, lab)
     page.locator('[data-eb-model="digits-rf"]').click(timeout=30_000)
-    assert "No drift report yet." in page.locator('[data-eb="drift"]').inner_text()
+    assert "No drift report yet: Check drift reads" in page.locator('[data-eb="drift"]').inner_text()
     page.locator('[data-eb="drift-source"]').fill(str(spool))
     page.locator('[data-eb="drift-window"]').fill("1000s")
     page.locator('[data-eb-step="monitor"]').click()
@@ -284,4 +290,87 @@ def test_check_drift_from_the_panel_shows_the_report_and_its_bars(browser, lab, 
     assert page.locator('[data-eb-model="digits-rf"]').inner_text().endswith("drift: X[21]")
     page.locator('[data-eb="drift"]').scroll_into_view_if_needed()
     shot(page, "09-drift-report")
+    page.close()
+
+
+def contrast(page, selector):
+    """WCAG contrast ratio of an element's text against the first opaque background behind it."""
+    return page.evaluate("""(selector) => {
+        const rgb = s => s.match(/[\\d.]+/g).map(Number);
+        const lum = ([r, g, b]) => { const c = [r, g, b].map(v => { v /= 255;
+            return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); });
+            return 0.2126 * c[0] + 0.7152 * c[1] + 0.0722 * c[2]; };
+        let node = document.querySelector(selector);
+        const fg = rgb(getComputedStyle(node).color);
+        let bg = null;
+        while (node && !bg) { const c = rgb(getComputedStyle(node).backgroundColor);
+            if (c.length < 4 || c[3] > 0.5) { if (c.length >= 3 && !(c.length === 4 && c[3] === 0)) bg = c; }
+            node = node.parentElement; }
+        const [a, b] = [lum(fg), lum(bg || [255, 255, 255])].sort((x, y) => y - x);
+        return (a + 0.05) / (b + 0.05);
+    }""", selector)
+
+
+@pytest.mark.parametrize("lab", [{"theme": "JupyterLab Light"}, {"theme": "JupyterLab Dark"}], indirect=True,
+                         ids=["light", "dark"])
+def test_the_dashboard_in_both_themes_bench_chart_notification_and_no_sideways_scroll(browser, lab, store, digits,
+                                                                                       digits_rf, request):
+    theme = request.node.callspec.id
+    eb.export_model(digits_rf, digits[0][:200], "digits-rf", store=store, held_out=digits[0][200:600])
+    page = open_panel(browser, lab)
+    page.locator('[data-eb-model="digits-rf"]').click(timeout=30_000)
+    dashboard = page.locator(".eb-dashboard")
+    dashboard.locator('[data-eb="model-title"]').wait_for(timeout=15_000)
+    assert "labels agree on 100.00%" in dashboard.locator('[data-eb="parity"]').inner_text()
+    assert contrast(page, ".eb-model.eb-selected .eb-model-name") >= 4.5  # readable selected row
+    assert contrast(page, '[data-eb-step="bench"]') >= 3  # the enabled button reads as enabled
+    page.locator('[data-eb-pick="jetson-orin-nano"]').check()
+    page.locator('[data-eb-step="bench"]').click()
+    wait_run(page, "bench", "passed")
+    toast = page.locator(".Toastify__toast", has_text="bench digits-rf passed in")
+    toast.wait_for(timeout=15_000)
+    chart = dashboard.locator(".eb-chart")
+    chart.wait_for(timeout=15_000)
+    assert chart.locator("rect.eb-bar").count() == 2 and chart.locator("line.eb-slo").count() == 1
+    widths = [float(w) for w in chart.locator("rect.eb-bar").evaluate_all("rs => rs.map(r => r.getAttribute('width'))")]
+    slo_x = float(chart.locator("line.eb-slo").get_attribute("x1"))
+    bar_x = float(chart.locator("rect.eb-bar").first.get_attribute("x"))
+    assert min(widths) >= 2 and bar_x > 120 + 30 and slo_x > bar_x  # bars of < 1 ms are visible next to 20 ms
+    assert "Against the SLO p99 20 ms, RAM 256 MB." in dashboard.locator('[data-eb="bench-section"]').inner_text()
+    row = page.locator('[data-eb-model="digits-rf"]')
+    assert "rpi4-1gb: pass" in row.inner_text() and "jetson-orin-nano: pass" in row.inner_text()
+    height = row.evaluate("r => r.getBoundingClientRect().height")
+    assert height < 32, f"a model row is {height} px high: not one line"
+    overflow = page.evaluate("() => { const p = document.querySelector('.eb-panel');"
+                             " return p.scrollWidth - p.clientWidth; }")
+    assert overflow <= 1, f"the panel scrolls sideways by {overflow} px"
+    shot(page, f"10-dashboard-{theme}")
+    page.locator('[data-eb="slo-p99"]').fill("0.000001")
+    page.locator('[data-eb-step="bench"]').click()
+    wait_run(page, "bench", "failed")
+    page.locator(".Toastify__toast", has_text="bench digits-rf failed:").wait_for(timeout=15_000)
+    shot(page, f"11-failed-step-{theme}")
+    page.close()
+
+
+@pytest.mark.parametrize("lab", [{"env": {"DOCKER_HOST": "unix:///nonexistent/docker.sock"}}], indirect=True)
+def test_without_an_engine_the_panel_says_one_line_with_details_on_demand(browser, lab, store, digits, digits_rf):
+    eb.export_model(digits_rf, digits[0][:20], "digits-rf", store=store)
+    page = open_panel(browser, lab)
+    engine = page.locator('[data-eb="engine"]')
+    engine.locator("summary").wait_for(timeout=30_000)
+    assert engine.locator("summary").inner_text() == "No Docker Engine: build, test and publish are off"
+    assert engine.evaluate("e => e.getBoundingClientRect().height") < 24
+    assert not engine.locator("p").is_visible()
+    engine.locator("summary").click()
+    assert "/nonexistent/docker.sock" in engine.locator("p").inner_text()
+    page.locator('[data-eb-model="digits-rf"]').click()
+    why = page.locator('[data-eb="disabled-why"]')
+    why.wait_for(timeout=15_000)
+    assert why.inner_text().startswith("Build, test and publish need a Docker Engine")
+    assert page.locator('[data-eb-step="build"]').is_disabled()
+    page.keyboard.press("Control+Shift+C")  # the command palette reaches the dashboard too
+    page.keyboard.type("edge model dashboard")
+    page.locator(".lm-CommandPalette-item", has_text="Open the edge model dashboard").first.wait_for(timeout=10_000)
+    shot(page, "12-no-engine")
     page.close()
