@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from .. import config
 from ..core.bench import BenchReport, DeviceResult, predict
 from ..core.errors import InvalidInputError
 from ..core.names import ModelRef
@@ -86,14 +87,15 @@ def _bench_one(ref: str, profiles: list[DeviceProfile], slo: SLO, in_container: 
                              {"devices": [p.name for p in profiles], "slo": slo.__dict__,
                               "in_container": in_container, "seconds": seconds})
     try:
-        steps = 3 + len(profiles) * (2 if in_container else 1)
-        progress.step(1, steps, "calibrating this host (cached after the first time)")
+        steps = 2 + (1 if in_container else 0) + len(profiles) * (2 if in_container else 1)
+        progress.step(1, steps, f"calibrating this host (cached after the first time, in {config.cache_dir()})")
         calibration = calibrate()
         host = host_profile(calibration)
         feeds = feeds_for(card, sample)
         host_cores = len(os.sched_getaffinity(0))
         threads = sorted({min(p.cores, host_cores) for p in profiles})
-        progress.step(2, steps, f"measuring {card.ref} on the host at {threads} thread(s)")
+        counts = " and ".join(map(str, threads))
+        progress.step(2, steps, f"measuring {card.ref} on the host at {counts} thread{'s' if threads != [1] else ''}")
         measured = measure(store.model_path(card), feeds, threads, seconds,
                            {**host_facts(), "calibration": calibration.to_dict()})
         results: list[DeviceResult] = []
@@ -108,7 +110,7 @@ def _bench_one(ref: str, profiles: list[DeviceProfile], slo: SLO, in_container: 
             arches = sorted({p.arch for p in profiles})
             progress.step(3, steps, f"finding the images of {card.ref} for {', '.join(arches)}")
             images = {arch: model_image(card, store, docker, progress, arch) for arch in arches}
-        step = 3
+        step = 3 if docker is not None else 2
         for profile in profiles:
             step += 1
             progress.step(step, steps, f"predicting {profile.name}")

@@ -16,13 +16,13 @@ The method (see docs/architecture.md and the team's device reference):
 
 from __future__ import annotations
 
-import base64
 from dataclasses import asdict, dataclass, field
 from html import escape
 from typing import Any, Literal
 
 from . import render
 from .profiles import SLO, DeviceProfile
+from .render import plural
 
 NodeClass = Literal["matrix", "memory", "scalar"]
 
@@ -160,32 +160,29 @@ class BenchReport:
         ax.tick_params(axis="x", rotation=30)
         return ax
 
+    def slo_text(self) -> str:
+        """What the verdicts were judged against, in words."""
+        parts = [f"p99 {self.slo['p99_ms']:g} ms" if self.slo.get("p99_ms") else "",
+                 f"RAM {self.slo['ram_mb']:g} MB" if self.slo.get("ram_mb") else ""]
+        given = ", ".join(p for p in parts if p)
+        return (f"against the SLO {given}" if given else
+                "with no SLO given, so every device that fits passes (give eb.SLO(p99_ms=..., ram_mb=...))")
+
     def _repr_html_(self) -> str:
         rows = [
-            (d.device, d.threads, f"{d.predicted_p50_ms:.3g}",
+            (d.device, plural(d.threads, "thread"), f"{d.predicted_p50_ms:.3g}",
              f"{d.interval_p99_ms[0]:.3g} - {d.interval_p99_ms[1]:.3g}",
-             f"{d.ram_needed_mb:.0f} / {d.usable_ram_mb:.0f}", d.verdict, "; ".join(d.reasons))
+             f"{d.ram_needed_mb:.0f} / {d.usable_ram_mb:.0f}", d.verdict, "; ".join(d.reasons) or "-")
             for d in self.devices
         ]
         host = self.measured.latency_ms
-        measured = ", ".join(f"{t} thread(s): p50 {p.p50:.3g} ms, p99 {p.p99:.3g} ms" for t, p in sorted(host.items()))
-        chart = ""
-        try:
-            import io
-
-            buffer = io.BytesIO()
-            figure = self.plot().figure
-            figure.tight_layout()
-            figure.savefig(buffer, format="png", dpi=80)
-            import matplotlib.pyplot as plt
-
-            plt.close(figure)
-            chart = f'<img src="data:image/png;base64,{base64.b64encode(buffer.getvalue()).decode()}"/>'
-        except Exception:
-            chart = ""
+        measured = ", ".join(f"{plural(t, 'thread')}: p50 {p.p50:.3g} ms, p99 {p.p99:.3g} ms"
+                             for t, p in sorted(host.items()))
+        chart = render.latency_chart([(d.device, d.interval_p99_ms[0], d.interval_p99_ms[1], d.predicted_p50_ms,
+                                       d.verdict) for d in self.devices], self.slo.get("p99_ms"))
         return (
             f"<div><p><b>{escape(self.model)}</b>: measured on the host ({escape(measured)}); predicted per "
-            f"device within ±{self.method_error:.0%} (the method's stated error). SLO {escape(str(self.slo))}</p>"
+            f"device within ±{self.method_error:.0%} (the method's stated error), {escape(self.slo_text())}.</p>"
             + render.table(["device", "threads", "p50 ms", "p99 ms (interval)", "RAM MB (need / usable)",
                             "verdict", "why"], rows)
             + chart + "</div>"

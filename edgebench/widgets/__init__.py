@@ -4,6 +4,7 @@ a progress bar, and each step's result (tables, chart) below."""
 
 from __future__ import annotations
 
+from html import escape
 from typing import Any
 
 from ..core.errors import DeployError, EdgebenchError
@@ -41,13 +42,14 @@ class Workbench:
         if self.ref is not None:
             self.ref = self.store.get(self.ref).ref  # fails now, with the store's message, for a wrong name
         choices = [p.name for p in list_profiles()]
+        wide = {"style": {"description_width": "8em"}, "layout": w.Layout(width="26em")}
         self.devices = w.SelectMultiple(options=choices, value=[d for d in devices if d in choices],
-                                        description="Devices", rows=min(6, len(choices)))
-        self.p99 = w.FloatText(value=20.0, description="SLO p99 ms")
-        self.ram = w.FloatText(value=256.0, description="SLO RAM MB")
-        self.destination = w.Text(placeholder="REGISTRY/REPOSITORY or oci-archive:FILE.tar", description="Publish to")
-        self.sign_key = w.Text(placeholder="keys/cosign.key (optional; password in COSIGN_PASSWORD)",
-                               description="Sign with")
+                                        description="Devices", rows=min(6, len(choices)), **wide)
+        self.p99 = w.FloatText(value=20.0, description="SLO p99 ms", **wide)
+        self.ram = w.FloatText(value=256.0, description="SLO RAM MB", **wide)
+        self.destination = w.Text(placeholder="REGISTRY/REPO or oci-archive:F.tar", description="Publish to", **wide)
+        self.sign_key = w.Text(placeholder="cosign.key (optional)", description="Sign with", **wide)
+        self.why = w.HTML()  # why some buttons are off, said in words (tooltips are easy to miss)
         self.buttons = {step: w.Button(description=step.capitalize(), tooltip=tip) for step, tip in (
             ("export", "convert to ONNX with a parity check and store it"),
             ("bench", "measure here, predict each device"),
@@ -57,7 +59,7 @@ class Workbench:
         )}
         for step, button in self.buttons.items():
             button.on_click(lambda _, step=step: self.run(step))
-        self.bar = w.IntProgress(value=0, min=0, max=1)
+        self.bar = w.IntProgress(value=0, min=0, max=1, layout=w.Layout(visibility="hidden"))  # shown once a step runs
         self.status = w.Label()
         self.output = w.Output()
         self.title = w.HTML()
@@ -77,16 +79,18 @@ class Workbench:
                 self.buttons[step].on_click(lambda _, step=step: self.run(step))
             deploy = [self.sites_table, w.HBox([self.wave, self.public_key, self.buttons["promote"],
                                                 self.buttons["rollback"]])]
-        self.source = w.Text(value=source or "", description="Drift from",
-                             placeholder="http://prometheus:9090, http://site:8080/metrics or a spool")
+        self.source = w.Text(value=source or "", description="Drift from", **wide,
+                             placeholder="Prometheus URL, /metrics or a spool")
         self.window = w.Text(value="1h", description="Window", layout=w.Layout(width="12em"))
         self.buttons["monitor"] = w.Button(description="Check drift",
                                            tooltip="judge drift at the sites against the card's reference")
         self.buttons["monitor"].on_click(lambda _: self.run("monitor"))
         self.drift = w.HTML()  # the last drift report stored for this model, with its charts
         self.widget = w.VBox([
-            self.title, w.HBox([self.devices, w.VBox([self.p99, self.ram, self.destination, self.sign_key])]),
-            w.HBox([b for k, b in self.buttons.items() if k not in ("promote", "rollback", "monitor")]),
+            self.title,
+            w.HBox([w.VBox([self.devices, w.HTML("<small>Ctrl-click or Shift-click to pick several devices</small>")]),
+                    w.VBox([self.p99, self.ram, self.destination, self.sign_key])]),
+            w.HBox([b for k, b in self.buttons.items() if k not in ("promote", "rollback", "monitor")]), self.why,
             *deploy, w.HBox([self.source, self.window, self.buttons["monitor"]]), self.drift,
             w.HBox([self.bar, self.status]), self.output,
         ])
@@ -105,6 +109,10 @@ class Workbench:
             self.buttons[step].tooltip = self.buttons[step].tooltip if engine_ok else why
         self.buttons["test"].disabled |= not self.images
         self.buttons["publish"].disabled |= not self.images
+        reasons = ([] if exported else ["Export first: the other steps work on the stored model"]) + (
+            [f"Build, Test and Publish need a Docker Engine ({why})"] if not engine_ok else
+            ["Test and Publish need an image: Build first"] if exported and not self.images else [])
+        self.why.value = "".join(f"<small>{escape(r)}</small><br>" for r in reasons)
         self.buttons["monitor"].disabled = not exported
         if self.sites_file and self.repo:
             self.sites_table.value = self._sites_html()
@@ -123,6 +131,7 @@ class Workbench:
         from ..pipeline import platforms_for
         from ..publish import publish
 
+        self.bar.layout.visibility = "visible"
         progress = Bar(self.bar, self.status)
         self.output.clear_output()
         progress.step(0, 1, f"{step} ...")
@@ -185,8 +194,6 @@ class Workbench:
         return done
 
     def _sites_html(self) -> str:
-        from html import escape
-
         from ..core import render
         from ..deploy import status
 

@@ -116,7 +116,9 @@ def test_benchmark_predicts_every_device_and_records_the_run(bench_store, calibr
     assert 50 < report.measured.peak_rss_mb < 700
     run = bench_store.runs("digits-rf", step="bench")[0]
     assert run.status == "passed" and run.outputs["devices"][0]["device"] == "rpi4-1gb"
-    assert "rpi4-1gb" in report._repr_html_() and "<img" in report._repr_html_()
+    html = report._repr_html_()
+    assert "rpi4-1gb" in html and "<svg" in html and "var(--jp-brand-color1" in html  # theme-aware chart
+    assert "against the SLO p99 20 ms, RAM 512 MB" in html and "{" not in html.split("<table")[0]  # no dict repr
     assert json.loads(report.to_json())["passed"] is True
 
 

@@ -85,3 +85,25 @@ def test_model_larger_than_usable_ram_does_not_fit():
 )
 def test_node_classes(op, elements, kind):
     assert classify(op, elements) == kind
+
+
+def test_the_latency_chart_is_log_scale_so_small_bars_show_next_to_the_slo():
+    import re
+
+    from edgebench.core.render import latency_chart
+
+    svg = latency_chart([("rpi4-1gb", 0.05, 0.12, 0.07, "pass"), ("big", 30.0, 45.0, 33.0, "fail")], 20.0)
+    widths = [float(w) for w in re.findall(r'<rect x="[\d.]+" y="[\d.-]+" width="([\d.]+)"', svg)]
+    xs = [float(v) for v in re.findall(r'<rect x="([\d.]+)"', svg)]
+    slo = float(re.search(r'stroke-dasharray="4 3"', svg) and re.findall(r'<line x1="([\d.]+)"', svg)[-1])
+    assert widths[0] > 20  # 0.05-0.12 ms spans a visible width on a log axis (on a linear 0-45 ms axis: < 1 px)
+    assert xs[0] < slo < xs[1]  # the SLO sits between the fast and the slow device
+    assert "var(--jp-error-color1" in svg and ">0.01<" in svg and ">100<" in svg
+
+
+def test_no_slo_says_so_instead_of_a_dict():
+    from edgebench.core.bench import BenchReport
+
+    report = BenchReport.__new__(BenchReport)
+    object.__setattr__(report, "slo", {"p99_ms": None, "ram_mb": None})
+    assert report.slo_text().startswith("with no SLO given, so every device that fits passes")

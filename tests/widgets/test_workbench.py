@@ -12,6 +12,9 @@ def test_from_an_estimator_export_then_bench(store, digits, digits_rf, monkeypat
     bench = eb.Workbench(digits_rf, digits[0][:20], name="digits-rf", devices=("rpi4-1gb",), store=store)
     assert bench.buttons["export"].disabled is False and bench.buttons["bench"].disabled is True
     assert "not exported yet" in bench.title.value
+    assert bench.bar.layout.visibility == "hidden"  # no empty progress bar before anything runs
+    assert "Export first" in bench.why.value and "need a Docker Engine" in bench.why.value
+    assert bench.destination.style.description_width == "8em"  # labels are not cut
     bench.buttons["export"].click()
     assert bench.ref == "digits-rf:1" and isinstance(bench.results["export"], eb.ModelCard)
     assert bench.buttons["bench"].disabled is False
@@ -21,6 +24,7 @@ def test_from_an_estimator_export_then_bench(store, digits, digits_rf, monkeypat
     report = bench.results["bench"]
     assert isinstance(report, eb.BenchReport) and report.devices[0].device == "rpi4-1gb"
     assert bench.status.value == "bench done" and bench.bar.value == bench.bar.max
+    assert bench.bar.layout.visibility == "visible" and "Export first" not in bench.why.value
 
 
 def test_for_a_stored_model_and_a_failing_step_shows_the_message(store, digits, digits_rf):
