@@ -39,7 +39,7 @@ def model_state(store: Store, card: ModelCard, runs: list[Run] | None = None) ->
         "parity": card.parity.verdict if card.parity else None,
         "bench": {
             "status": bench.status, "run": bench.id, "finished": bench.finished,
-            "devices": {d["device"]: d["verdict"] for d in (bench.outputs or {}).get("devices", [])},
+            "devices": _verdicts(mine),
         } if bench else None,
         "images": images,
         "image": {"tag": first["tag"], "id": first["id"], "size_bytes": first["size_bytes"], "run": first["run"]}
@@ -58,6 +58,15 @@ def model_state(store: Store, card: ModelCard, runs: list[Run] | None = None) ->
                   "summary": (drift.outputs or {}).get("summary"), "alarms": (drift.outputs or {}).get("alarms", [])}
         if drift and drift.outputs else None,
     }
+
+
+def _verdicts(runs: list[Run]) -> dict[str, str]:
+    """Per device, the verdict of the newest bench that included it (a bench of other devices keeps it)."""
+    found: dict[str, str] = {}
+    for run in (r for r in runs if r.step == "bench"):  # newest first
+        for d in (run.outputs or {}).get("devices", []):
+            found.setdefault(d["device"], d["verdict"])
+    return dict(sorted(found.items()))
 
 
 def _images(runs: list[Run]) -> dict[str, dict[str, Any]]:

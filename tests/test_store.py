@@ -67,6 +67,14 @@ def test_remove_deletes_unreferenced_blobs_and_keeps_history(store, digits, digi
         eb.remove_model("digits-rf")
 
 
+def test_a_bench_of_other_devices_keeps_each_devices_newest_verdict(store, trees):
+    store.record_run("bench", "dt", 2, {"devices": ["jetson-nano"]}, "failed",
+                     {"devices": [{"device": "jetson-nano", "verdict": "fail"}]})
+    store.record_run("bench", "dt", 2, {"devices": ["rpi4-1gb"]}, "failed",
+                     {"devices": [{"device": "rpi4-1gb", "verdict": "fail"}]})
+    assert model_state(store, store.get("dt:2"))["bench"]["devices"] == {"jetson-nano": "fail", "rpi4-1gb": "fail"}
+
+
 def test_removed_numbers_stay_retired_and_results_follow_the_model_bytes(store, trees):
     assert model_state(store, store.get("dt:2"))["bench"]["devices"] == {"rpi4-1gb": "pass"}
     store.remove("dt:3")
