@@ -144,6 +144,7 @@ case "${1:-}" in
         # shellcheck disable=SC1091
         . "$run/env"
         export DOCKER_HOST
+        log "base images (cached; built from Debian packages with debootstrap the first time)"
         scripts/build-base-image.sh amd64 >&2
         scripts/build-base-image.sh arm64 >&2
         # pinned Debian 13 binaries (QEMU user mode, cosign, kustomize, quadlet), and arm64 emulation for the engine

@@ -18,8 +18,10 @@ pip_install() {  # quiet on success, the whole log on failure
     fi
     rm -f "$log"
 }
+echo "setup: installing edgebench and its development tools into $venv (the JupyterLab extension builds with npm on the first run)" >&2
 pip_install --upgrade pip
 pip_install -e ".[dev]"
+echo "setup: done" >&2
 "$venv/bin/python" -c 'import edgebench' # fails loudly if the install did not work
 "$venv/bin/jupyter" labextension list 2>&1 | grep -q "edgebench.*enabled" \
     || { echo "setup.sh: the JupyterLab extension is not installed" >&2; exit 1; }

@@ -86,9 +86,10 @@ class ModelCard:
         specs = [("input", t.name, t.datatype, t.shape) for t in self.inputs]
         specs += [("output", t.name, t.datatype, t.shape) for t in self.outputs]
         parity = self.parity._repr_html_() if self.parity else "<p>Parity: not checked (imported ONNX)</p>"
+        opsets = ", ".join(f"{k} {v}" for k, v in sorted(self.opset.items()))
         return (
             f"<div><h4>{escape(self.ref)}</h4><p>{escape(self.estimator)}, {self.size_bytes / 1024:.1f} KiB, "
-            f"opset {escape(json.dumps(self.opset))}, sha256 <code>{self.sha256[:12]}</code></p>"
+            f"needs opsets {escape(opsets)}, sha256 <code>{self.sha256[:12]}</code></p>"
             + render.table(["", "name", "datatype", "shape"], specs)
             + parity
             + (f"<p>Drift reference: {escape(self.monitoring['note'])}, counted from "

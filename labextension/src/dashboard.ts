@@ -85,7 +85,8 @@ export class EdgeDashboard extends Widget {
     }
     this.node.append(
       el('h2', { 'data-eb': 'model-title', title: state.ref }, state.ref),
-      el('p', {}, `${card.estimator}, ${(card.size_bytes / 1024).toFixed(1)} KiB`),
+      el('p', {}, `${card.estimator}, ${(card.size_bytes / 1024).toFixed(1)} KiB, needs opsets ` +
+         Object.entries(card.opset ?? {}).sort().map(([k, v]) => `${k} ${v}`).join(', ')),
       ...(description ? [el('p', { class: 'eb-description' }, description)] : []),
       el('div', { class: 'eb-grid2' },
          section('schema', 'Schema', io),

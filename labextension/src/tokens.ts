@@ -58,6 +58,7 @@ export interface IModelDetail {
     version: number;
     estimator: string;
     size_bytes: number;
+    opset: Record<string, number>;
     inputs: { name: string; datatype: string; shape: number[] }[];
     outputs: { name: string; datatype: string; shape: number[] }[];
     metadata: Record<string, unknown>;
