@@ -38,6 +38,7 @@ from .core.errors import (
 from .core.images import Check, ImageRef, ImageTestReport
 from .core.parity import OutputParity, ParityReport, Tolerance
 from .core.profiles import SLO, DeviceProfile
+from .dashboard import ModelView, show
 from .export import DEFAULT_OPSET, export_model, import_onnx
 from .image.builder import build_image, write_build_context
 from .image.tester import test_image
@@ -81,6 +82,7 @@ __all__ = [
     "LoadedImage",
     "ModelCard",
     "ModelNotFoundError",
+    "ModelView",
     "MonitorError",
     "NotebookError",
     "NotebookRun",
@@ -122,6 +124,7 @@ __all__ = [
     "remove_model",
     "run_notebook",
     "run_pipeline",
+    "show",
     "sign",
     "sweep",
     "test_image",

@@ -194,15 +194,9 @@ class Workbench:
         return done
 
     def _sites_html(self) -> str:
-        from ..core import render
-        from ..deploy import status
+        from ..dashboard import _sites
 
-        try:
-            found = status(str(self.sites_file), str(self.repo), store=self.store)
-        except EdgebenchError as exc:
-            return f"<p>sites: {escape(exc.message)}</p>"
-        rows = [(s.site, s.wave, (s.desired or "-")[:19], s.answer) for s in found]
-        return "<b>Sites</b>" + render.table(["site", "wave", "runs", "answer"], rows)
+        return "<b>Sites</b>" + _sites(self.store, (self.sites_file, self.repo))
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
         return self.widget._repr_mimebundle_(**kwargs)

@@ -79,3 +79,19 @@ def test_check_drift_shows_the_last_report_with_its_charts(store, digits, digits
     assert "DRIFT in X[21]" in bench.drift.value and bench.drift.value.count("<svg") == 1
     again = eb.Workbench("digits-rf", store=store)  # a new panel shows the stored report
     assert again.drift.value == bench.drift.value
+
+
+def test_show_is_the_dashboard_in_a_notebook_and_empty_sections_say_what_fills_them(store, digits, digits_rf,
+                                                                                    monkeypatch):
+    monkeypatch.delenv("EDGEBENCH_SITES", raising=False)
+    eb.export_model(digits_rf, digits[0][:200], "digits-rf", store=store, held_out=digits[0][200:500])
+    html = eb.show("digits-rf")._repr_html_()
+    for hint in ("Not benched yet: eb.benchmark(", "No image yet: eb.build_image(", "Not published: eb.publish(",
+                 "Sites show when EDGEBENCH_SITES", "No drift report yet: eb.monitor("):
+        assert hint in html
+    assert "needs opsets ai.onnx 17, ai.onnx.ml 1" in html and "100.00%" in html
+    eb.benchmark("digits-rf", ["rpi4-1gb"], eb.SLO(p99_ms=20, ram_mb=256), seconds=0.3, store=store)
+    html = eb.show("digits-rf:1", store=store)._repr_html_()
+    assert "Against the SLO p99 20 ms, RAM 256 MB." in html and "<svg" in html and "rpi4-1gb" in html
+    with pytest.raises(eb.ModelNotFoundError):
+        eb.show("ghost")
