@@ -19,7 +19,7 @@ export class EdgePanel extends Widget {
     const openButton = el('button', { class: 'jp-Button jp-mod-styled jp-mod-accept eb-tool', 'data-eb': 'open' }, 'Open');
     openButton.addEventListener('click', () => this.model.selected && this.open(this.model.selected));
     this.filter.addEventListener('input', () => this.renderList());
-    this.node.append(el('div', { class: 'eb-toolbar' }, el('h2', {}, 'Edge models'), refresh, openButton),
+    this.node.append(el('div', { class: 'eb-toolbar' }, el('h2', {}, 'Models'), refresh, openButton),
                      this.engineNote, this.errorNote, this.filter, this.list);
     model.modelsChanged.connect(this.renderList, this);
     model.selectionChanged.connect(this.renderList, this);
