@@ -335,7 +335,7 @@ def test_the_dashboard_in_both_themes_bench_chart_notification_and_no_sideways_s
     widths = [float(w) for w in chart.locator("rect.eb-bar").evaluate_all("rs => rs.map(r => r.getAttribute('width'))")]
     slo_x = float(chart.locator("line.eb-slo").get_attribute("x1"))
     bar_x = float(chart.locator("rect.eb-bar").first.get_attribute("x"))
-    assert min(widths) >= 2 and bar_x > 120 + 30 and slo_x > bar_x  # bars of < 1 ms are visible next to 20 ms
+    assert min(widths) >= 10 and slo_x > bar_x + max(widths)  # bars of < 1 ms are visible left of the 20 ms SLO
     assert "Against the SLO p99 20 ms, RAM 256 MB." in dashboard.locator('[data-eb="bench-section"]').inner_text()
     row = page.locator('[data-eb-model="digits-rf"]')
     assert "rpi4-1gb: pass" in row.inner_text() and "jetson-orin-nano: pass" in row.inner_text()
