@@ -10,7 +10,7 @@ from typing import Any, Literal
 import numpy as np
 
 from .. import config
-from ..core.bench import BenchReport, DeviceResult, predict
+from ..core.bench import BenchReport, DeviceResult, HostMeasurement, predict
 from ..core.errors import InvalidInputError
 from ..core.names import ModelRef
 from ..core.numbers import number
@@ -114,7 +114,7 @@ def _bench_one(ref: str, profiles: list[DeviceProfile], slo: SLO, in_container: 
         for profile in profiles:
             step += 1
             progress.step(step, steps, f"predicting {profile.name}")
-            result = predict(profile, host, measured, profile.cores, slo)
+            result = predict(profile, host, measured, profile.cores, slo, cost=cost_of(profile, host, measured))
             if docker is not None:
                 from .container import run_in_container
 
@@ -131,6 +131,21 @@ def _bench_one(ref: str, profiles: list[DeviceProfile], slo: SLO, in_container: 
         raise
     store.finish_run(run_id, "passed" if report.passed else "failed", report.to_dict())
     return report
+
+
+def cost_of(profile: DeviceProfile, host: DeviceProfile, measured: HostMeasurement
+            ) -> tuple[float, tuple[float, float], str] | None:
+    """The per-operator cost model's device-to-host ratio for this model, when the profile names a board of the
+    fitted data and the model is a convolution or GEMM network (>= 10 MFLOP of matrix work; tree ensembles and
+    small tabular models keep the microbenchmark path: no published figures cover them)."""
+    from .costs import MATRIX, device_ratio, shipped
+
+    work = measured.work
+    if not profile.costs or not work or sum(work.get(c, 0.0) for c in MATRIX) < 0.01:
+        return None
+    ratio, interval = device_ratio(work, profile.costs, profile.value("clock_ghz"))
+    reference = shipped()["reference_host"]["peak_gflops_core"]
+    return ratio * host.peak_gflops_core / reference, interval, f"ncnn figures of {profile.costs}"
 
 
 def _with_container(result: DeviceResult, outcome: dict[str, Any]) -> DeviceResult:

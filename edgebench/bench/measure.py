@@ -163,7 +163,12 @@ def measure(path: str | Path, feeds: dict[str, np.ndarray], thread_counts: list[
     latencies = {t: latency(path, feeds, t, seconds) for t in sorted(set([1, *thread_counts]))}
     stats = graph_stats(path, feeds)
     peak, baseline = peak_memory_mb(path, feeds, max(thread_counts))
+    import onnx
+
+    from .costs import onnx_work
+
     return HostMeasurement(
+        work=onnx_work(onnx.load(str(path))),
         latency_ms=latencies, class_ms=node_profile(path, feeds), nodes=stats["nodes"], flops=stats["flops"],
         weight_bytes=stats["weight_bytes"], peak_rss_mb=round(peak, 1), baseline_rss_mb=round(baseline, 1),
         host=host,

@@ -78,6 +78,7 @@ class HostMeasurement:
     peak_rss_mb: float
     baseline_rss_mb: float
     host: dict[str, Any]
+    work: dict[str, float] = field(default_factory=dict)  # per operator class (edgebench.bench.costs)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -190,8 +191,13 @@ class BenchReport:
 
 
 def predict(device: DeviceProfile, host: DeviceProfile, measured: HostMeasurement, threads: int,
-            slo: SLO, error: float = METHOD_ERROR) -> DeviceResult:
-    """Move the host measurement to ``device`` at ``threads`` threads and judge it against ``slo``."""
+            slo: SLO, error: float = METHOD_ERROR, cost: tuple[float, tuple[float, float], str] | None = None
+            ) -> DeviceResult:
+    """Move the host measurement to ``device`` at ``threads`` threads and judge it against ``slo``.
+
+    ``cost`` (device-to-host ratio of this model at one thread, the 80% interval factors, where they come from)
+    is the per-operator cost model's answer (``edgebench.bench.costs``) for convolution and GEMM networks; without
+    it the host's matrix / memory / scalar times move by the calibration's ratios within ``error``."""
     ratios = {
         "matrix": host.peak_gflops_core / device.peak_gflops_core,
         "memory": host.value("memcpy_mbps") / device.value("memcpy_mbps"),
@@ -202,6 +208,14 @@ def predict(device: DeviceProfile, host: DeviceProfile, measured: HostMeasuremen
         return _judge(device, threads, at.p50, at.p99, (at.p99, at.p99), measured.peak_rss_mb, slo,
                       ["measured on this host, not predicted"], {"matrix": 1.0, "memory": 1.0, "scalar": 1.0})
     single = measured.latency_ms[1]
+    if cost is not None:
+        ratio, (low, high), source = cost
+        speedup = device.speedup(threads, large=measured.flops > LARGE_MODEL_FLOPS)
+        p50 = single.p50 * ratio / speedup
+        tail = single.p99 / single.p50 if single.p50 > 0 else 1.0
+        p99 = p50 * tail
+        return _judge(device, threads, p50, p99, (p99 * low, p99 * high), measured.peak_rss_mb, slo,
+                      [f"per-operator cost model ({source}), 80% interval"], {"cost_model": ratio})
     profiled = sum(measured.class_ms.values())
     scale = single.p50 / profiled if profiled > single.p50 else 1.0  # profiling can overstate short runs
     class_ms = {k: v * scale for k, v in measured.class_ms.items()}

@@ -1,6 +1,6 @@
 """Device profiles: the figures that describe an edge device, each with its source, checked when loaded.
 
-A profile is a mapping of text fields (``name``, ``title``, ``arch``, ``cpu``) and *figures*, each written as
+A profile is a mapping of text fields (``name``, ``title``, ``arch``, ``cpu``, ``costs``) and *figures*, each written as
 ``{value: 2330, source: "sbc-bench 3OBF", unverified: false}``. Reading files is the loader's business
 (``edgebench.profiles``); this module only checks and computes.
 """
@@ -30,7 +30,7 @@ OPTIONAL = {
     "dram_bandwidth_gbps": "theoretical DRAM bandwidth (GB/s)",
     "power_w": "power under load (W)",
 }
-TEXT = ("name", "title", "arch", "cpu")
+TEXT = ("name", "title", "arch", "cpu", "costs")  # costs: the board of profiles/costs.json that stands for it
 ARCHES = ("arm64", "amd64")
 
 
@@ -51,6 +51,7 @@ class DeviceProfile:
     path: str = ""
     extends: str | None = None
     measured: bool = False
+    costs: str = ""  # the board whose fitted per-operator costs predict this device ("" = none)
 
     def value(self, key: str) -> float:
         return self.figures[key].value
@@ -86,6 +87,7 @@ class DeviceProfile:
         return {
             "name": self.name, "title": self.title, "arch": self.arch, "cpu": self.cpu, "path": self.path,
             "extends": self.extends, "measured": self.measured, "usable_ram_mb": self.usable_ram_mb,
+            "costs": self.costs,
             "figures": {k: {"value": f.value, "source": f.source, "unverified": f.unverified}
                         for k, f in sorted(self.figures.items())},
         }
@@ -130,7 +132,7 @@ def profile_from_dict(data: Any, path: str = "<memory>") -> DeviceProfile:
     return DeviceProfile(
         name=data["name"], title=str(data.get("title", data["name"])), arch=data["arch"],
         cpu=str(data.get("cpu", "")),
-        figures=figures, path=path, extends=data.get("extends"),
+        figures=figures, path=path, extends=data.get("extends"), costs=str(data.get("costs", "")),
     )
 
 

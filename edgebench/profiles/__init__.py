@@ -74,7 +74,15 @@ def load_profile(name: str) -> DeviceProfile:
         parent_data = _read(files[parent])
         merged = merge(parent_data, {**merged, "extends": parent_data.get("extends")})
     merged["extends"] = data.get("extends")
-    return profile_from_dict(merged, str(files[name]))
+    profile = profile_from_dict(merged, str(files[name]))
+    if profile.costs:
+        from ..bench.costs import shipped
+
+        if profile.costs not in shipped()["boards"]:
+            raise ProfileError(f"{files[name]}: field 'costs' names {profile.costs!r}, which has no fitted costs; "
+                               f"known boards: {', '.join(sorted(shipped()['boards']))}", path=str(files[name]),
+                               field="costs")
+    return profile
 
 
 def list_profiles() -> list[DeviceProfile]:
