@@ -22,7 +22,7 @@ import re
 import shutil
 import subprocess
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -81,14 +81,9 @@ def host_facts() -> dict[str, Any]:
         except OSError:
             pass
     arch = arch_name(platform.machine())
-    if "avx512f" in flags:
-        fpc = 64
-    elif "avx2" in flags and "fma" in flags:
-        fpc = 32
-    elif "avx" in flags:
-        fpc = 16
-    else:
-        fpc = 16 if arch == "arm64" else 8
+    vendor = (re.search(r"^vendor_id\s*:\s*(\S+)", cpuinfo, re.M) or [None, ""])[1]
+    family = int((re.search(r"^cpu family\s*:\s*(\d+)", cpuinfo, re.M) or [None, "0"])[1])
+    fpc = flops_per_cycle(arch, vendor, family, flags)
     ram = (total and int(total[1]) / 1024) or 0.0
     return {
         "cpu_model": model[1].strip() if model else platform.processor() or platform.machine(),
@@ -100,6 +95,22 @@ def host_facts() -> dict[str, Any]:
         "cgroup_memory_mb": cgroup_limit,
         "kernel": platform.release(),
     }
+
+
+def flops_per_cycle(arch: str, vendor: str, family: int, flags: set[str]) -> int:
+    """FP32 FLOPs per cycle per core: FMA pipes x FP32 lanes x 2. x86 by vector extension, with AMD's documented
+    exception: Zen 4 (family 25 with AVX-512) runs 512-bit instructions as two halves on 256-bit datapaths
+    (AMD Software Optimization Guide for the Zen 4 microarchitecture, pub. 57647), so AVX-512 gives it 32, not 64;
+    Zen 5 (family 26) has full 512-bit datapaths (pub. 58455). Intel parts with one AVX-512 FMA unit also peak at
+    32; /proc/cpuinfo cannot tell them apart, so 64 stands for Intel AVX-512 (unverified per part). arm64 hosts:
+    two 128-bit FMA pipes (Neoverse N1/V1 class), 16."""
+    if arch == "arm64":
+        return 16
+    if "avx512f" in flags:
+        return 32 if vendor == "AuthenticAMD" and family == 25 else 64
+    if "avx2" in flags and "fma" in flags:
+        return 32
+    return 16 if "avx" in flags else 8
 
 
 def _versions() -> dict[str, str]:
@@ -120,8 +131,8 @@ def calibrate(force: bool = False) -> HostCalibration:
     if path.exists() and not force:
         try:
             cached = HostCalibration(**json.loads(path.read_text()))
-            if time.time() - cached.measured_at < MAX_AGE_S:
-                return cached
+            if time.time() - cached.measured_at < MAX_AGE_S:  # FLOPs per cycle is a fact, not a measurement
+                return replace(cached, flops_per_cycle=facts["flops_per_cycle"])
             notes.append("the cached calibration was older than 30 days: re-measured")
         except (ValueError, TypeError) as exc:
             notes.append(f"the cached calibration at {path} was unreadable ({type(exc).__name__}): re-measured")

@@ -92,3 +92,17 @@ def test_cnns_use_the_cost_model_and_forests_keep_the_calibration_path(store, di
                           seconds=0.3, store=store)
     assert not any("cost model" in r for r in forest.devices[0].reasons)
     assert "conv3x3" in forest.measured.work and sum(forest.measured.work.values()) < 0.01
+
+
+@pytest.mark.parametrize(("arch", "vendor", "family", "flags", "want"), [
+    ("amd64", "AuthenticAMD", 25, {"avx2", "fma", "avx512f"}, 32),  # Zen 4: AVX-512 on 256-bit datapaths
+    ("amd64", "AuthenticAMD", 26, {"avx2", "fma", "avx512f"}, 64),  # Zen 5: full 512-bit datapaths
+    ("amd64", "AuthenticAMD", 25, {"avx2", "fma"}, 32),  # Zen 3
+    ("amd64", "GenuineIntel", 6, {"avx2", "fma", "avx512f"}, 64),
+    ("amd64", "GenuineIntel", 6, {"avx"}, 16),
+    ("arm64", "", 0, set(), 16),
+])
+def test_fp32_flops_per_cycle_by_microarchitecture(arch, vendor, family, flags, want):
+    from edgebench.bench.calibration import flops_per_cycle
+
+    assert flops_per_cycle(arch, vendor, family, flags) == want
