@@ -315,6 +315,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--in-container", action="store_true", help="also run the image under each device's limits")
     p.add_argument("--int8", choices=["dynamic", "static"], help="also quantize and bench the int8 variant")
     p.add_argument("--seconds", type=_num(above=0), default=2.0, help="length of each latency loop")
+    p.add_argument("--remote", metavar="ssh://USER@HOST[:PORT]",
+                   help="measure on this board: its Docker Engine over SSH, under the device's limits")
+    p.add_argument("--ssh-key", help="private key for --remote (default: your SSH keys)")
+    p.add_argument("--allow-emulated", action="store_true",
+                   help="with --remote: run on a board of another architecture under emulation (no timing)")
 
     p = _command(sub, "doctor", _doctor, "what works on this machine (engine, emulation, registries, tools) and "
                                           "how to fix the rest")
@@ -687,7 +692,8 @@ def _bench(args: argparse.Namespace) -> tuple[Any, str]:
     slo = SLO(p99_ms=args.slo_p99_ms, ram_mb=args.slo_ram_mb)
     result = benchmark(args.ref, args.device or ["rpi4-1gb"], slo, in_container=args.in_container,
                        int8=args.int8 or False, seconds=args.seconds, store=_store(args),
-                       progress=Lines())
+                       progress=Lines(), remote=args.remote, ssh_key=args.ssh_key,
+                       allow_emulated=args.allow_emulated)
     reports = result if isinstance(result, list) else [result]
     data = [r.to_dict() for r in reports] if len(reports) > 1 else reports[0].to_dict()
     lines = []

@@ -48,6 +48,12 @@ def monitoring() -> tuple[str | None, str | None]:
     return os.environ.get("EDGEBENCH_MONITOR_SOURCE") or None, os.environ.get("EDGEBENCH_RETRAIN_NOTEBOOK") or None
 
 
+def known_hosts() -> Path:
+    """The SSH known-hosts file for boards measured over SSH: ``$EDGEBENCH_KNOWN_HOSTS`` or in the cache."""
+    value = os.environ.get("EDGEBENCH_KNOWN_HOSTS")
+    return Path(value) if value else cache_dir() / "known_hosts"
+
+
 def run_dir() -> Path | None:
     """The folder of the notebook run in progress (set by ``edgebench run``), if any."""
     value = os.environ.get("EDGEBENCH_RUN_DIR")

@@ -2,7 +2,8 @@
 # Start (or stop) what the tests and the demo need: a Docker Engine, the offline base images, arm64 emulation
 # (scripts/tools.sh: a pinned QEMU registered with binfmt_misc, machine-wide), and two OCI registries on loopback
 # (Debian's docker-registry: one open, one with htpasswd auth). Also installs the Debian tools the tests use:
-# 7zip (host calibration), skopeo (an outside reader of archives) and chromium (the panel's UI tests).
+# 7zip (host calibration), skopeo (an outside reader of archives), chromium (the panel's UI tests), prometheus
+# (drift monitoring) and openssh-server (a board measured over SSH).
 #
 #   scripts/services.sh start   install missing Debian packages, start dockerd unless one is reachable,
 #                               build the offline base images (cached), start the registries;
@@ -26,6 +27,7 @@ need_packages() {
     command -v htpasswd >/dev/null || missing+=(apache2-utils)
     command -v skopeo >/dev/null || missing+=(skopeo)
     command -v prometheus >/dev/null || missing+=(prometheus)
+    [ -x /usr/sbin/sshd ] || missing+=(openssh-server)  # a stand-in board reached over SSH in the tests
     command -v 7zz >/dev/null || missing+=(7zip)
     command -v chromium >/dev/null || missing+=(chromium)
     if [ ${#missing[@]} -gt 0 ]; then

@@ -35,6 +35,9 @@ def benchmark(
     store: Store | str | None = None,
     client: Any = None,
     progress: Progress | None = None,
+    remote: str | None = None,
+    ssh_key: str | None = None,
+    allow_emulated: bool = False,
 ) -> BenchReport | list[BenchReport]:
     """Benchmark a stored model for edge devices.
 
@@ -48,6 +51,11 @@ def benchmark(
     int8 : "dynamic" or "static" to also quantize the model and return ``[float_report, int8_report]``.
     sample : inputs for one request; default the card's first golden sample.
     seconds : length of each single-stream loop.
+    remote : ``ssh://USER@HOST[:PORT]`` of a real board (one device): its Docker Engine, reached over SSH with
+        ``ssh_key``, runs the model's image under the profile's limits with the in-image benchmark; the result is
+        labelled measured and re-anchors later predictions for that profile. A board of another architecture than
+        the profile is refused unless ``allow_emulated`` (then the run is emulated and says so: a path check,
+        not a timing).
 
     Returns
     -------
@@ -64,10 +72,18 @@ def benchmark(
         raise InvalidInputError("give at least one device, e.g. devices=['rpi4-1gb']")
     number(seconds, "seconds", above=0)
     profiles = [load_profile(d) for d in devices]  # unknown devices fail before any measuring
+    if remote is not None:
+        from .remote import parse
+
+        parse(remote)  # a malformed URL is said before any measuring
+        if len(profiles) != 1:
+            raise InvalidInputError("--remote measures one board: give the one device profile it is, e.g. "
+                                    "devices=['rpi4-1gb']")
     card = store.get(model)
     store.model_path(card)  # a missing or changed ONNX file is said now, before minutes of calibration
     progress = progress or auto("bench")
-    reports = [_bench_one(card.ref, profiles, slo, in_container, sample, seconds, store, client, progress)]
+    board = (remote, ssh_key, allow_emulated) if remote else None
+    reports = [_bench_one(card.ref, profiles, slo, in_container, sample, seconds, store, client, progress, board)]
     if int8:
         from .quantize import quantize
 
@@ -81,13 +97,14 @@ def benchmark(
 
 def _bench_one(ref: str, profiles: list[DeviceProfile], slo: SLO, in_container: bool,
                sample: dict[str, np.ndarray] | None, seconds: float, store: Store, client: Any,
-               progress: Progress) -> BenchReport:
+               progress: Progress, board: tuple[str, str | None, bool] | None = None) -> BenchReport:
     card = store.get(ref)
     run_id = store.start_run("bench", card.name, card.version,
                              {"devices": [p.name for p in profiles], "slo": slo.__dict__,
-                              "in_container": in_container, "seconds": seconds})
+                              "in_container": in_container, "seconds": seconds,
+                              **({"remote": board[0]} if board else {})})
     try:
-        steps = 2 + (1 if in_container else 0) + len(profiles) * (2 if in_container else 1)
+        steps = 2 + (1 if in_container else 0) + len(profiles) * (2 if in_container else 1) + (1 if board else 0)
         progress.step(1, steps, f"calibrating this host (cached after the first time, in {config.cache_dir()})")
         calibration = calibrate()
         host = host_profile(calibration)
@@ -115,6 +132,8 @@ def _bench_one(ref: str, profiles: list[DeviceProfile], slo: SLO, in_container: 
             step += 1
             progress.step(step, steps, f"predicting {profile.name}")
             result = predict(profile, host, measured, profile.cores, slo, cost=cost_of(profile, host, measured))
+            if board is None:
+                result = _anchored(result, store, card.ref)
             if docker is not None:
                 from .container import run_in_container
 
@@ -123,6 +142,11 @@ def _bench_one(ref: str, profiles: list[DeviceProfile], slo: SLO, in_container: 
                 progress.step(step, steps, f"running {image} under {profile.name}'s limits")
                 outcome = run_in_container(image, profile, docker, seconds)
                 result = _with_container(result, outcome)
+            if board is not None:
+                step += 1
+                progress.step(step, steps, f"measuring on the board at {board[0]}")
+                result = _on_board(result, measure_on_board(card, profile, board, store, client, seconds, progress),
+                                   slo)
             results.append(result)
         report = BenchReport(model=card.ref, slo={"p99_ms": slo.p99_ms, "ram_mb": slo.ram_mb}, measured=measured,
                              devices=results, notes=notes)
@@ -146,6 +170,71 @@ def cost_of(profile: DeviceProfile, host: DeviceProfile, measured: HostMeasureme
     ratio, interval = device_ratio(work, profile.costs, profile.value("clock_ghz"))
     reference = shipped()["reference_host"]["peak_gflops_core"]
     return ratio * host.peak_gflops_core / reference, interval, f"ncnn figures of {profile.costs}"
+
+
+def measure_on_board(card: Any, profile: DeviceProfile, board: tuple[str, str | None, bool], store: Store,
+                     client: Any, seconds: float, progress: Progress) -> dict[str, Any]:
+    """The model's image on the board's engine (over SSH) under the profile's limits, with the in-image bench."""
+    from ..core.errors import BenchError
+    from .container import model_image, run_in_container
+    from .remote import board_arch, parse, remote_engine, ship_image
+
+    url, key, allow_emulated = board
+    with remote_engine(url, key) as engine:
+        arch = board_arch(engine)
+        if arch != profile.arch and not allow_emulated:
+            raise BenchError(f"the board at {parse(url).host} is {arch}, but profile {profile.name} is "
+                             f"{profile.arch}: measure it with the profile of that board (or allow_emulated / "
+                             "--allow-emulated to check the path under emulation, without timing)",
+                             device=profile.name, remote=url)
+        local = docker_client(client)
+        image = model_image(card, store, local, progress, profile.arch)
+        ship_image(local, engine, local.images.get(image).id, image)
+        outcome = run_in_container(image, profile, engine, seconds, cores_available=engine.info().get("NCPU"))
+        return {**outcome, "board": parse(url).where, "board_arch": arch,
+                "engine": engine.version().get("Version", "")}
+
+
+def _on_board(result: DeviceResult, outcome: dict[str, Any], slo: SLO) -> DeviceResult:
+    """A prediction with what the board measured: the verdict follows the measurement (an emulated run only
+    checks the path and the memory fit, and says so)."""
+    emulated = bool(outcome.get("emulated"))
+    measured = {"board": outcome["board"], "emulated": emulated, "status": outcome["status"],
+                "peak_memory_mb": outcome.get("peak_memory_mb"), "engine": outcome.get("engine")}
+    checked = _with_container(result, outcome)
+    reasons = list(checked.reasons)
+    if outcome["status"] == "ok" and not emulated:
+        p50, p99 = outcome["p50"], outcome["p99"]
+        measured.update({"p50_ms": p50, "p99_ms": p99, "predicted_p50_ms": result.predicted_p50_ms})
+        reasons.append(f"measured on {outcome['board']}: p50 {p50:.3g} ms, p99 {p99:.3g} ms (predicted p50 "
+                       f"{result.predicted_p50_ms:.3g} ms)")
+        verdict = checked.verdict
+        if checked.fits and verdict != "fail":
+            verdict = "fail" if slo.p99_ms is not None and p99 > slo.p99_ms else "pass"
+        return DeviceResult(**{**checked.__dict__, "verdict": verdict, "reasons": reasons,
+                               "measured_on_device": measured})
+    if emulated:
+        reasons.append(f"ran on {outcome['board']} under emulation: the path and the memory fit are checked, the "
+                       "latency is still the prediction")
+    return DeviceResult(**{**checked.__dict__, "reasons": reasons, "measured_on_device": measured})
+
+
+def _anchored(result: DeviceResult, store: Store, ref: str) -> DeviceResult:
+    """Scale a prediction by how the profile's last board measurement compared with its prediction."""
+    for run in store.runs(step="bench", limit=200):
+        for d in (run.outputs or {}).get("devices", []):
+            board = d.get("measured_on_device") or {}
+            if d.get("device") != result.device or board.get("emulated") or not board.get("p50_ms") \
+                    or not board.get("predicted_p50_ms"):
+                continue
+            factor = board["p50_ms"] / board["predicted_p50_ms"]
+            low, high = result.interval_p99_ms
+            return DeviceResult(**{**result.__dict__, "predicted_p50_ms": result.predicted_p50_ms * factor,
+                                   "predicted_p99_ms": result.predicted_p99_ms * factor,
+                                   "interval_p99_ms": (low * factor, high * factor),
+                                   "reasons": [*result.reasons, f"re-anchored on {run.name}:{run.version} measured "
+                                               f"on {board['board']} (x{factor:.2f} of its prediction)"]})
+    return result
 
 
 def _with_container(result: DeviceResult, outcome: dict[str, Any]) -> DeviceResult:

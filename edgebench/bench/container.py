@@ -31,13 +31,14 @@ def model_image(card: ModelCard, store: Store, docker: Any, progress: Any = None
         return build_image(card.ref, f"linux/{arch}", store=store, client=docker, progress=progress).tag
 
 
-def run_in_container(image: str, device: DeviceProfile, docker: Any, seconds: float = 2.0) -> dict[str, Any]:
+def run_in_container(image: str, device: DeviceProfile, docker: Any, seconds: float = 2.0,
+                     cores_available: int | None = None) -> dict[str, Any]:
     """Run the in-image benchmark under the device's limits; an OOM kill is a result, not an error.
 
     An image of another architecture runs under emulation: it checks that the model fits the device's RAM (the
     limit is raised by the measured idle memory of QEMU and python3, so the model gets the device's RAM) and
     never reports latency, which under QEMU says nothing of a board."""
-    host_cores = len(os.sched_getaffinity(0))
+    host_cores = cores_available or len(os.sched_getaffinity(0))  # the engine's machine (a board over SSH)
     cores = min(device.cores, host_cores)
     found = docker.images.get(image)
     emulated = found.attrs.get("Architecture") != arch_name(docker.info().get("Architecture", ""))

@@ -3,6 +3,8 @@ it (convolution and GEMM networks on devices with fitted costs) or keep the cali
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import onnx
 import pytest
@@ -55,7 +57,7 @@ def test_work_per_class_is_counted_from_the_graph(tmp_path):
 def test_the_shipped_fit_has_its_provenance_and_sane_costs():
     data = costs.shipped()
     assert data["classes"] == list(costs.CLASSES) and "Tencent/ncnn benchmark/README.md" in data["source"]
-    a53, a72 = data["boards"]["rpi3bplus-a53"], data["boards"]["rpi4b-a72"]
+    a53 = data["boards"]["rpi3bplus-a53"]
     assert not a53["fp16"] and data["boards"]["rpi5-a76"]["fp16"] and data["fp16_to_fp32"]["unverified"]
     work = {c: 0.0 for c in costs.CLASSES} | {"pointwise": 1.0}
     ratio_a53, (low, high) = costs.device_ratio(work, "rpi3bplus-a53")
@@ -69,7 +71,7 @@ def test_the_shipped_fit_has_its_provenance_and_sane_costs():
 
 def test_profiles_name_fitted_boards_and_a_wrong_name_is_refused(tmp_path, monkeypatch):
     assert eb.load_profile("rpi4-4gb").costs == "rpi4b-a72" and eb.load_profile("intel-n100").costs == ""
-    text = (eb.load_profile("rpi4-1gb").path and open(eb.load_profile("rpi4-1gb").path).read())
+    text = Path(eb.load_profile("rpi4-1gb").path).read_text()
     (tmp_path / "my-board.yaml").write_text(text.replace("name: rpi4-1gb", "name: my-board")
                                             .replace("costs: rpi4b-a72", "costs: rpi9"))
     monkeypatch.setenv("EDGEBENCH_PROFILES", str(tmp_path))
@@ -85,7 +87,7 @@ def test_cnns_use_the_cost_model_and_forests_keep_the_calibration_path(store, di
     by = {d.device: d for d in report.devices}
     assert by["rpi3b-plus"].reasons == ["per-operator cost model (ncnn figures of rpi3bplus-a53), 80% interval"]
     assert by["rpi3b-plus"].predicted_p50_ms > by["rpi4-1gb"].predicted_p50_ms
-    low, high = by["rpi4-1gb"].interval_p99_ms
+    high = by["rpi4-1gb"].interval_p99_ms[1]
     assert high / by["rpi4-1gb"].predicted_p99_ms < 1.5  # the fitted interval, not the fixed +-50%
     assert not any("cost model" in r for r in by["intel-n100"].reasons)  # no fitted costs for this device
     forest = eb.benchmark(eb.export_model(digits_rf, digits[0][:20], "rf", store=store).ref, ["rpi4-1gb"],
