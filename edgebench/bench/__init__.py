@@ -131,7 +131,12 @@ def _bench_one(ref: str, profiles: list[DeviceProfile], slo: SLO, in_container: 
         for profile in profiles:
             step += 1
             progress.step(step, steps, f"predicting {profile.name}")
-            result = predict(profile, host, measured, profile.cores, slo, cost=cost_of(profile, host, measured))
+            cost = cost_of(profile, host, measured)
+            result = predict(profile, host, measured, profile.cores, slo, cost=cost)
+            if cost is None and not profile.measured:
+                result.reasons.insert(0, "calibration ratios (x/÷1.5): no published device figures cover this kind "
+                                      "of model" if profile.costs else "calibration ratios (x/÷1.5): no fitted "
+                                      "costs for this device")
             if board is None:
                 result = _anchored(result, store, card.ref)
             if docker is not None:
