@@ -153,12 +153,30 @@ def require(module, why):
         pytest.skip(f"{module} is not installed: {why}")
 
 
-def slow_model(path, matmuls=6, rows=2048):
+def slow_model(path, matmuls=6, rows=2048, seconds=None):
     """A model that takes a while per input row (each row is tiled to ``rows`` x 64 and pushed through
-    ``matmuls`` 1024 x 1024 matrix products): how tests make a request stay in flight. Output: one value per row."""
+    ``matmuls`` 1024 x 1024 matrix products): how tests make a request stay in flight. Output: one value per row.
+
+    With ``seconds``, ``rows`` is set by timing the model here at one thread so that a row takes about that long on
+    this machine: a fixed size took 0.3 s on one host and 0.12 s on a faster one, too short for the tests' waits."""
     import numpy as np
     import onnx
     from onnx import TensorProto, helper, numpy_helper
+
+    if seconds is not None:
+        import time
+
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = 1
+        session = ort.InferenceSession(str(slow_model(path, matmuls, rows)), options,
+                                       providers=["CPUExecutionProvider"])
+        one_row = {"x": np.ones((1, 64), np.float32)}
+        session.run(None, one_row)
+        start = time.perf_counter()
+        session.run(None, one_row)
+        rows = max(64, round(rows * seconds / (time.perf_counter() - start)))
 
     rng = np.random.default_rng(0)
     weights = [numpy_helper.from_array((rng.normal(size=(64, 1024)) * 0.05).astype(np.float32), "w0")]

@@ -252,7 +252,7 @@ def promote(reference: str, sites_file: str | os.PathLike[str], repo: str | os.P
     if not all(c.passed for c in gate):
         return Promotion("promote", release.model, wave, release.digest, moves, gate, None,
                          round(time.perf_counter() - start, 3))
-    _mirror(sites.hub, release.digest, targets)
+    _mirror(sites.hub, release, targets)
     releases = _pinned_releases(store, sites, folder)
     releases.update({s.name: release for s in targets})
     gitops.write(folder, render(sites, releases, _key_text(key) if key else None))
@@ -385,15 +385,22 @@ def _image_ids(store: Store, release: Release) -> dict[str, str]:
     return {arch: out.get("image_id", "") for arch in release.platforms}
 
 
-def _mirror(hub: str, digest: str, targets: list[Site]) -> None:
-    """Copy the digest, with its signatures and attestations, to each target site's mirror registry."""
+def _mirror(hub: str, release: Release, targets: list[Site]) -> None:
+    """Copy the digest, with its signatures and attestations, to each target site's mirror registry.
+
+    Each platform's image goes first, then the index: cosign copies an index and the images it names at the same
+    time, and a registry refuses an index whose images it does not hold yet (MANIFEST_BLOB_UNKNOWN), so copying the
+    index alone fails now and then."""
     from ..publish.signing import Cosign
 
     mirrors = sorted({s.mirror for s in targets if s.mirror and not s.disconnected})
+    digests = [*sorted(set(release.platforms.values()) - {release.digest}), release.digest]
     if mirrors:
         cosign = Cosign()
         for mirror in mirrors:
-            cosign("copy", "--force", f"{hub}@{digest}", mirror, what=f"copying {digest[:19]} to the mirror {mirror}")
+            for digest in digests:
+                cosign("copy", "--force", f"{hub}@{digest}", mirror,
+                       what=f"copying {digest[:19]} to the mirror {mirror}")
 
 
 # -- disconnected sites and status --------------------------------------------------------------------------------

@@ -26,6 +26,7 @@ from ..core.errors import InvalidInputError, PublishError
 from ..core.images import arch_name, parse_platform
 from ..engine import docker_client
 from ..fsutil import atomic_writer
+from ..image.builder import image_tag
 from ..store import Store, open_store
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -66,7 +67,8 @@ def export_archive(images: Any, path: str | os.PathLike[str], *, store: Store | 
             saved = []
             for image in images:
                 file = stack.enter_context(tempfile.TemporaryFile(dir=target.parent))
-                for chunk in docker.images.get(image.id).save(named=bool(image.tags)):
+                current = docker.images.get(image.id)
+                for chunk in current.save(named=_archive_tag(current)):
                     file.write(chunk)
                 file.seek(0)
                 saved.append(stack.enter_context(tarfile.open(fileobj=file, mode="r:")))
@@ -151,6 +153,16 @@ def _image_blobs(source: tarfile.TarFile, tar: tarfile.TarFile, entry: dict[str,
     digest = "sha256:" + hashlib.sha256(manifest).hexdigest()
     _add(tar, _blob(digest), manifest)
     return {"mediaType": OCI_MANIFEST, "digest": digest, "size": len(manifest)}, [_blob(d) for d in diff_ids]
+
+
+def _archive_tag(image: Any) -> str | bool:
+    """The one name an image has in the archive: edgebench's own tag (``edgebench/NAME:VERSION-ARCH``) when the
+    image still has it, else its first tag. A pull from a registry adds tags to the same image; naming by the first
+    tag let such a tag into the archive beside edgebench's, and skopeo and podman refuse a layout with two names
+    without being told which one to read."""
+    name, _, version = (image.labels or {}).get("org.edgebench.model", "").partition(":")
+    own = image_tag(name, int(version), arch_name(image.attrs.get("Architecture", ""))) if version.isdigit() else ""
+    return own if own in image.tags else (image.tags[0] if image.tags else False)
 
 
 def _blob(digest: str) -> str:

@@ -83,9 +83,9 @@ def test_chunked_body_and_garbage_request_line(server):
 
 @pytest.fixture(scope="module")
 def slow_dir(tmp_path_factory):
-    """A model that takes ~0.3 s per row on this machine, as an image carries it."""
+    """A model that takes ~0.5 s per row on this machine, as an image carries it."""
     store = eb.Store(tmp_path_factory.mktemp("slow-store"))
-    onnx = slow_model(tmp_path_factory.mktemp("slow") / "slow.onnx")
+    onnx = slow_model(tmp_path_factory.mktemp("slow") / "slow.onnx", seconds=0.5)
     card = eb.import_onnx(onnx, np.ones((1, 64), np.float32), "slow", store=store)
     folder = tmp_path_factory.mktemp("slow-model")
     shutil.copyfile(store.model_path(card), folder / "model.onnx")
@@ -117,7 +117,7 @@ def test_adaptive_batching_merges_requests_that_arrive_during_a_run(slow_dir):
 
         first = threading.Thread(target=one, args=(0,))
         first.start()
-        time.sleep(0.1)  # the first request runs alone for ~0.3 s; the six below arrive meanwhile
+        time.sleep(0.1)  # the first request runs alone for ~0.5 s; the six below arrive meanwhile
         rest = [threading.Thread(target=one, args=(i,)) for i in range(1, 7)]
         for t in rest:
             t.start()
