@@ -38,6 +38,8 @@ def conv_class(kernel: int, stride: int, group: int, depthwise: bool) -> str:
     if kernel == 1 and group == 1:
         return "pointwise"
     return "conv3x3" if kernel == 9 and stride == 1 else "conv"
+
+
 FP16_CORES = ("A55", "A75", "A76", "A78")
 FP16_TO_FP32 = 2.0
 COVERAGE = 0.8
