@@ -166,12 +166,9 @@ def slow_model(path, matmuls=6, rows=2048, seconds=None):
     if seconds is not None:
         import time
 
-        import onnxruntime as ort
+        from edgebench.ortsession import session as ort_session
 
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = 1
-        session = ort.InferenceSession(str(slow_model(path, matmuls, rows)), options,
-                                       providers=["CPUExecutionProvider"])
+        session = ort_session(slow_model(path, matmuls, rows), threads=1)
         one_row = {"x": np.ones((1, 64), np.float32)}
         session.run(None, one_row)
         start = time.perf_counter()

@@ -10,7 +10,7 @@ from typing import Any, Literal
 import numpy as np
 
 from .. import config
-from ..core.bench import BenchReport, DeviceResult, HostMeasurement, predict
+from ..core.bench import METHOD_ERROR, BenchReport, DeviceResult, HostMeasurement, predict
 from ..core.errors import InvalidInputError
 from ..core.names import ModelRef
 from ..core.numbers import number
@@ -134,9 +134,9 @@ def _bench_one(ref: str, profiles: list[DeviceProfile], slo: SLO, in_container: 
             cost = cost_of(profile, host, measured)
             result = predict(profile, host, measured, profile.cores, slo, cost=cost)
             if cost is None and not profile.measured:
-                result.reasons.insert(0, "calibration ratios (x/÷1.5): no published device figures cover this kind "
-                                      "of model" if profile.costs else "calibration ratios (x/÷1.5): no fitted "
-                                      "costs for this device")
+                why = ("no published device figures cover this kind of model" if profile.costs
+                       else "no fitted costs for this device")
+                result.reasons.insert(0, f"calibration ratios (x/÷{1 + METHOD_ERROR:g}): {why}")
             if board is None:
                 result = _anchored(result, store, card.ref)
             if docker is not None:
